@@ -72,6 +72,7 @@ def _redis(settings: Settings) -> Any:
             raise RedisUnavailable("no Redis: start the stack with `alarmq up`, or set REDIS_URL")
         settings = settings.replace(redis_url=embedded.url)
     conn = connection.connect(settings)
+    click.get_current_context().call_on_close(conn.close)
     connection.check(conn, settings.redis_url)
     return conn
 

@@ -145,7 +145,7 @@ class EmbeddedRedis:
         # A server whose owner is gone (a SIGKILLed supervisor on macOS, where
         # there is no PDEATHSIG) becomes ours to stop; otherwise it stays theirs.
         owner = _read_pid(self.ownerfile)
-        if owner is not None and owner != os.getpid() and _alive(owner):
+        if owner is not None and _alive(owner):
             self.owned = False
             log.info("adopted embedded redis at %s (owned by pid %s)", self.url, owner)
             return
@@ -211,4 +211,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has exited; only its parent has not collected it yet
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):  # no /proc (macOS): trust kill(0)
+        return True

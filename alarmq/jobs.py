@@ -110,7 +110,7 @@ def describe(job: Job, status: str | None = None) -> dict[str, Any]:
     elif status in (JobStatus.FAILED, JobStatus.STOPPED):
         latest = job.latest_result()
         traceback = latest.exc_string if latest is not None else None
-        error = _last_line(traceback) or job.meta.get("error") or status
+        error = job.meta.get("error") or _last_line(traceback) or status
     try:
         kwargs: Any = job.kwargs
     except Exception:  # a job written by another client with another serializer
@@ -126,6 +126,7 @@ def describe(job: Job, status: str | None = None) -> dict[str, Any]:
         "queue": job.origin,
         "origin": job.origin,
         "source": job.meta.get("source"),
+        "worker": job.worker_name,
         "enqueued_at": _iso(job.enqueued_at or job.created_at),
         "started_at": _iso(job.started_at),
         "ended_at": _iso(job.ended_at),

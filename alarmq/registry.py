@@ -10,6 +10,7 @@ import importlib
 import inspect
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -135,8 +136,15 @@ def task(
     return register
 
 
+def _tasks() -> dict[str, Task]:
+    if any(m not in sys.modules for m in BUILTIN_MODULES):
+        load()  # importing them registers the built-in tasks
+    return _TASKS
+
+
 def get(name: object) -> Task:
     """Return the task registered under `name`, or raise an error that lists the known ones."""
+    _tasks()
     if not isinstance(name, str) or name not in _TASKS:
         known = ", ".join(sorted(_TASKS)) or "none"
         raise Invalid(f"unknown task {name!r}; registered tasks: {known}")
@@ -145,19 +153,20 @@ def get(name: object) -> Task:
 
 def find(name: str) -> Task:
     """Return the task registered under `name`, or raise NotFound."""
-    if name not in _TASKS:
+    if name not in _tasks():
         raise NotFound(f"no task named {name!r}; GET /api/v1/tasks lists them")
     return _TASKS[name]
 
 
 def all_tasks() -> list[Task]:
     """Return every registered task, sorted by name."""
-    return [_TASKS[n] for n in sorted(_TASKS)]
+    tasks = _tasks()
+    return [tasks[n] for n in sorted(tasks)]
 
 
 def queues() -> set[str]:
     """Return every queue a registered task uses."""
-    return {t.queue for t in _TASKS.values()}
+    return {t.queue for t in _tasks().values()}
 
 
 def load(modules: Iterable[str] = ()) -> None:

@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from alarmq import keys, workers
 from alarmq.embedded import EmbeddedRedis
 from alarmq.settings import Settings
-from alarmq.web import create_app
+from alarmq.web import create_app, redis_of
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,11 +58,13 @@ def settings(redis_server: EmbeddedRedis, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, redis: redis_py.Redis) -> Flask:
+def app(settings: Settings, redis: redis_py.Redis) -> Iterator[Flask]:
     """Return the web app built by create_app."""
     app = create_app(settings)
     app.config["TESTING"] = True
-    return app
+    yield app
+    redis_of(app).close()
+    app.redis_conn.close()  # type: ignore[attr-defined]  # rq-dashboard's own client
 
 
 @pytest.fixture
@@ -81,6 +83,7 @@ def env(settings: Settings) -> dict[str, str]:
         "ALARMQ_API_TOKEN": TOKEN,
         "ALARMQ_DATA_DIR": str(settings.data_dir),
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(ROOT),
     }
 
 
@@ -107,6 +110,7 @@ class Processes:
         self.env = env
         self.tmp_path = tmp_path
         self.started: list[subprocess.Popen[str]] = []
+        self.logs: list[Any] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
         """Start `python -m alarmq ARGS` in its own session, logging to a file."""
@@ -123,6 +127,7 @@ class Processes:
         )
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.started.append(proc)
+        self.logs.append(log)
         return proc
 
     def log_of(self, proc: subprocess.Popen[str]) -> str:
@@ -135,6 +140,8 @@ class Processes:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+        for log in self.logs:
+            log.close()
 
 
 @pytest.fixture
