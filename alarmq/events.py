@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,10 +21,17 @@ from alarmq.connection import Redis
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 10_000
+EVENT_ID_PATTERN = r"^\d{1,19}(-\d{1,19})?$"
+"""An event id is a stream id, `<ms>-<seq>`; 19 digits always fit Redis's 64-bit parts."""
 
 # Publishing is best effort for the caller: an event must never fail the job
 # or request that caused it, so Redis errors are logged, not raised.
 _PUBLISH_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def is_event_id(value: str) -> bool:
+    """Return True if `value` can be used as an event id to replay from."""
+    return re.fullmatch(EVENT_ID_PATTERN, value) is not None
 
 
 def envelope(event_id: str, type_: str, data: dict[str, Any], ts: float | None = None) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def index(conn: Redis, job_id: str, at: float | None = None) -> None:
 
 def fetch(conn: Redis, job_id: str) -> Job:
     """Return the job `job_id`, or raise NotFound."""
-    if not JOB_ID_RE.match(job_id):
+    if not JOB_ID_RE.fullmatch(job_id):
         raise NotFound(f"no job {job_id!r}: job ids are letters, digits, '_' and '-'")
     try:
         return Job.fetch(job_id, connection=conn, serializer=SERIALIZER)
@@ -228,6 +228,8 @@ def _statuses(conn: Redis, jobs: list[Job]) -> dict[str, str]:
 def _whole(value: object, field: str, low: int, high: int, default: int) -> int:
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 30.0 is a whole number
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise Invalid(f"{field} must be a whole number from {low} to {high}, got {value!r}")
     return value

@@ -71,9 +71,12 @@ class Task:
         for name in self.schema["required"]:
             if name not in kwargs:
                 raise Invalid(f"task {self.name!r} needs argument {name!r}")
+        clean = dict(kwargs)
         for name, value in kwargs.items():
             _check_value(f"kwargs.{name}", value, props[name])
-        return dict(kwargs)
+            if _is_integral_float(value) and "integer" in _types(props[name]):
+                clean[name] = int(value)  # JSON has one number type: 3.0 is the integer 3
+        return clean
 
 
 @overload
@@ -107,9 +110,9 @@ def task(
 
     def register(fn: F) -> F:
         public = name or fn.__name__
-        if not NAME_RE.match(public):
+        if not NAME_RE.fullmatch(public):
             raise ConfigError(f"task name {public!r} must be letters, digits, '_', '.' or '-' and start with a letter")
-        if not QUEUE_RE.match(queue):
+        if not QUEUE_RE.fullmatch(queue):
             raise ConfigError(f"task {public!r}: queue {queue!r} must be letters, digits, '_' or '-'")
         if "<locals>" in fn.__qualname__:
             raise ConfigError(f"task {public!r} must be a module-level function so workers can import it")
@@ -240,18 +243,27 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _types(schema: Mapping[str, Any]) -> list[str]:
+    expected = schema.get("type", [])
+    return [expected] if isinstance(expected, str) else list(expected)
+
+
+def _is_integral_float(value: object) -> bool:
+    return isinstance(value, float) and value.is_integer()
+
+
 def _check_value(where: str, value: object, schema: Mapping[str, Any]) -> None:
     if "enum" in schema and value not in schema["enum"]:
         raise Invalid(f"{where} must be one of {schema['enum']}, got {value!r}")
     expected = schema.get("type")
     if expected is None:
         return
-    allowed = [expected] if isinstance(expected, str) else list(expected)
+    allowed = _types(schema)
     for kind in allowed:
-        ok = isinstance(value, _JSON_TYPES[kind])
+        ok = isinstance(value, _JSON_TYPES[kind]) or (kind == "integer" and _is_integral_float(value))
         if kind in ("integer", "number") and isinstance(value, bool):
             ok = False  # True is an int in Python but not a number in JSON
-        if kind == "number" and isinstance(value, float) and math.isnan(value):
+        if kind == "number" and isinstance(value, float) and not math.isfinite(value):
             ok = False
         if ok:
             if kind == "array":

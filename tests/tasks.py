@@ -12,3 +12,16 @@ def leak(mb: int) -> int:
     """Keep `mb` megabytes alive forever, like a leaky task, and return the total held."""
     _LEAK.append(b"x" * (mb * 2**20))
     return sum(len(b) for b in _LEAK) // 2**20
+
+
+@task(retries=1, retry_intervals=[1])
+def flaky(key: str) -> int:
+    """Fail on the first attempt for `key` and succeed on the next, counting attempts in Redis."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    assert job is not None
+    attempts = int(job.connection.incr(f"test:flaky:{key}"))
+    if attempts == 1:
+        raise RuntimeError("first attempt fails")
+    return attempts

@@ -152,7 +152,7 @@ def test_mutating_and_reading_routes_need_the_token(
 
 
 def test_unknown_job_is_404(client: FlaskClient, redis: redis_py.Redis) -> None:
-    for path in ["/api/v1/jobs/does-not-exist", "/api/v1/jobs/bad%20id!"]:
+    for path in ["/api/v1/jobs/does-not-exist", "/api/v1/jobs/bad%20id!", "/api/v1/jobs/abc%0A"]:
         response = client.get(path, headers=AUTH)
         assert response.status_code == 404
         assert "no job" in response.get_json()["error"]
@@ -264,6 +264,8 @@ def test_unknown_route_and_method_answer_json(client: FlaskClient) -> None:
 def test_events_rejects_a_bad_since(client: FlaskClient) -> None:
     response = client.get("/api/v1/events?since=abc", headers=AUTH)
     assert response.status_code == 422
+    assert client.get("/api/v1/events?since=1%0A", headers=AUTH).status_code == 422
+    assert client.get("/api/v1/events?since=99999999999999999999", headers=AUTH).status_code == 422
     assert client.get("/api/v1/events?since=0-0", headers=AUTH).get_json() == {"events": []}
 
 

@@ -124,7 +124,11 @@ def _http_error(exc: HTTPException) -> Any:
         405: f"{request.method} is not allowed on {request.path}",
         413: "the request body is too large",
     }
-    return _error(exc.code or 500, messages.get(exc.code or 0, (exc.description or exc.name).rstrip(".")))
+    response, status = _error(exc.code or 500, messages.get(exc.code or 0, (exc.description or exc.name).rstrip(".")))
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":  # keeps Allow on 405, as RFC 9110 asks
+            response.headers[name] = value
+    return response, status
 
 
 def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -63,6 +63,9 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
         raise Invalid(f"unknown field {unknown[0]!r}; a job takes: {', '.join(JOB_FIELDS)}")
     if "task" not in body:
         raise Invalid("task is required; GET /api/v1/tasks lists them")
+    for name in ("kwargs", "queue", "timeout", "retries"):
+        if name in body and body[name] is None:
+            raise Invalid(f"{name} must not be null; leave it out to use the default")
     job = jobs.enqueue(
         redis_of(current_app),
         settings_of(current_app),
@@ -84,8 +87,8 @@ def list_jobs() -> Response:
     cursor = _cursor_arg()
     page, next_cursor = jobs.list_jobs(
         redis_of(current_app),
-        status=request.args.get("status") or None,
-        task=request.args.get("task") or None,
+        status=request.args.get("status"),
+        task=request.args.get("task"),
         limit=limit,
         cursor=cursor,
     )
@@ -123,8 +126,8 @@ def delete_job(job_id: str) -> tuple[str, int]:
 def list_events() -> Response:
     """Return recent events, or those after `since`, oldest first."""
     limit = _int_arg("limit", 100, 1, 1000)
-    since = request.args.get("since") or None
-    if since is not None and not _is_stream_id(since):
+    since = request.args.get("since")
+    if since is not None and not events.is_event_id(since):
         raise Invalid("since must be an event id like 1733320000000-0")
     return jsonify(events=events.read(redis_of(current_app), since, limit))
 
@@ -149,7 +152,7 @@ def json_body() -> dict[str, Any]:
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -162,7 +165,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 def _cursor_arg() -> float | None:
     raw = request.args.get("cursor")
-    if not raw:
+    if raw is None:
         return None
     try:
         value = float(raw)
@@ -171,8 +174,3 @@ def _cursor_arg() -> float | None:
     if not math.isfinite(value):
         raise Invalid("cursor must be the next_cursor of a previous page")
     return value
-
-
-def _is_stream_id(value: str) -> bool:
-    ms, _, seq = value.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit()) and len(value) <= 40

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alarmq import __version__, jobs
+from alarmq import __version__, events, jobs, registry
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -31,6 +31,25 @@ _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": 
 _JOB = {"$ref": "#/components/schemas/Job"}
 _READ = (401, 503)
 _WRITE = (400, 401, 413, 415, 422, 503)
+
+
+def _new_job(task: registry.Task) -> dict[str, Any]:
+    """Return the body that enqueues `task`, with its own argument schema."""
+    required = ["task", "kwargs"] if task.schema["required"] else ["task"]
+    return {
+        "type": "object",
+        "title": task.name,
+        "description": task.description,
+        "required": required,
+        "additionalProperties": False,
+        "properties": {
+            "task": {"const": task.name},
+            "kwargs": task.schema,
+            "queue": {"type": "string", "enum": sorted(jobs.known_queues())},
+            "timeout": {"type": "integer", "minimum": 1, "maximum": jobs.MAX_TIMEOUT},
+            "retries": {"type": "integer", "minimum": 0, "maximum": jobs.MAX_RETRIES},
+        },
+    }
 
 
 def spec() -> dict[str, Any]:
@@ -82,7 +101,12 @@ def spec() -> dict[str, Any]:
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(jobs.STATUSES)}},
                         {"name": "task", "in": "query", "schema": {"type": "string"}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "The next_cursor of the previous page",
+                            "schema": {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,9})?$"},
+                        },
                     ],
                     "responses": {
                         **_ok(200, {"type": "object", "properties": {"jobs": {"type": "array", "items": _JOB}}}),
@@ -120,7 +144,11 @@ def spec() -> dict[str, Any]:
                 "get": {
                     "summary": "Recent events, or those after `since`, oldest first",
                     "parameters": [
-                        {"name": "since", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": events.EVENT_ID_PATTERN},
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     ],
                     "responses": {**_ok(200, {"type": "object"}), **_errors(422, *_READ)},
@@ -137,18 +165,7 @@ def spec() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "NewJob": {
-                    "type": "object",
-                    "required": ["task"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "task": {"type": "string", "description": "A name from GET /tasks"},
-                        "kwargs": {"type": "object", "description": "Arguments, checked against the task's schema"},
-                        "queue": {"type": "string"},
-                        "timeout": {"type": "integer", "minimum": 1, "maximum": jobs.MAX_TIMEOUT},
-                        "retries": {"type": "integer", "minimum": 0, "maximum": jobs.MAX_RETRIES},
-                    },
-                },
+                "NewJob": {"oneOf": [_new_job(t) for t in registry.all_tasks()]},
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "status", "url"],
