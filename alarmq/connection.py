@@ -9,7 +9,7 @@ import redis
 from alarmq.errors import RedisUnavailable
 from alarmq.settings import Settings
 
-Redis: TypeAlias = "redis.Redis[bytes]"
+Redis: TypeAlias = redis.Redis
 """A client that returns bytes: RQ does not support decode_responses=True."""
 
 # Short socket timeouts make a dead Redis show up as an error within seconds

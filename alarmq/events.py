@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -58,10 +58,11 @@ def publish(conn: Redis, type_: str, data: dict[str, Any]) -> dict[str, Any] | N
 
 def read(conn: Redis, since: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Return up to `limit` events newer than event id `since` (or the newest ones)."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]]
     if since:
-        entries = conn.xrange(keys.events_stream(), min=f"({since}", count=limit)
+        entries = cast(Any, conn.xrange(keys.events_stream(), min=f"({since}", count=limit))
     else:
-        entries = list(reversed(conn.xrevrange(keys.events_stream(), count=limit)))
+        entries = list(reversed(cast(Any, conn.xrevrange(keys.events_stream(), count=limit))))
     return [_decode(entry_id, fields) for entry_id, fields in entries]
 
 

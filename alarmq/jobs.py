@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
@@ -151,7 +151,9 @@ def list_jobs(
     upper: str = "+inf" if cursor is None else f"({cursor!r}"
     next_cursor: float | None = None
     while len(page) < limit and scanned < SCAN_BUDGET:
-        batch = conn.zrevrangebyscore(keys.jobs_index(), upper, "-inf", start=0, num=100, withscores=True)
+        batch: list[tuple[bytes, float]] = cast(
+            Any, conn.zrevrangebyscore(keys.jobs_index(), upper, "-inf", start=0, num=100, withscores=True)
+        )
         if not batch:
             return page, None
         scanned += len(batch)

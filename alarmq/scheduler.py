@@ -17,7 +17,7 @@ import time
 import uuid
 import warnings
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import redis
 from rq.scheduler import RQScheduler
@@ -111,7 +111,7 @@ class SchedulerProcess:
         self.tick_ms = (time.perf_counter() - started) * 1000
 
     def _announce(self) -> None:
-        info: dict[str | bytes, bytes | float | int | str] = {
+        info: dict[str, str | float | int] = {
             "id": self.id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -120,7 +120,7 @@ class SchedulerProcess:
         if self.last_tick is not None:
             info["last_tick"] = self.last_tick
             info["tick_ms"] = round(self.tick_ms or 0.0, 3)
-        self.conn.hset(keys.scheduler_presence(self.id), mapping=info)
+        self.conn.hset(keys.scheduler_presence(self.id), mapping=cast(Any, info))
         self.conn.expire(keys.scheduler_presence(self.id), PRESENCE_TTL)
 
     def _leave(self) -> None:
@@ -136,7 +136,7 @@ def schedulers(conn: Redis) -> list[dict[str, Any]]:
     """Return the live scheduler processes as they announced themselves."""
     found = []
     for key in conn.scan_iter(match=keys.scheduler_presence_pattern(), count=100):
-        raw = conn.hgetall(key)
+        raw: dict[bytes, bytes] = cast(Any, conn.hgetall(key))
         if raw:
             found.append({k.decode(): _number_or_text(v.decode()) for k, v in raw.items()})
     return sorted(found, key=lambda s: s.get("since", 0))
