@@ -209,5 +209,5 @@ def test_scheduler_reaps_jobs_when_the_whole_worker_is_gone(
     child = kill_worker_running(job)
     os.killpg(worker.pid, signal.SIGKILL)  # the pool parent too: nobody left to notice
     worker.wait()
-    assert not pid_alive(child)
+    wait_for(lambda: not pid_alive(child), what="the killed worker process to be gone")
     assert wait_status(job, "failed", timeout=30) == "failed"
