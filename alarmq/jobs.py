@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any, cast
 
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -66,28 +67,35 @@ def enqueue(
     qname = task.queue if queue_name is None else queue_name
     if not isinstance(qname, str) or qname not in known_queues():
         raise Invalid(f"queue must be one of {', '.join(sorted(known_queues()))}, got {qname!r}")
-    job_timeout = _whole(timeout, "timeout", 1, MAX_TIMEOUT, task.timeout or settings.job_timeout)
-    max_retries = _whole(retries, "retries", 0, MAX_RETRIES, task.retries)
+    job_timeout = whole(timeout, "timeout", 1, MAX_TIMEOUT, task.timeout or settings.job_timeout)
+    max_retries = whole(retries, "retries", 0, MAX_RETRIES, task.retries)
     retry = Retry(max=max_retries, interval=list(task.retry_intervals) or 0) if max_retries else None
-    job = queue(conn, qname).enqueue_call(
-        task.func,
-        kwargs=clean,
-        timeout=job_timeout,
-        result_ttl=settings.result_ttl,
-        failure_ttl=settings.failure_ttl,
-        description=_describe_call(task.name, clean),
-        meta={"task": task.name, "source": source},
-        retry=retry,
-    )
-    index(conn, job.id)
+    # One round trip: RQ's enqueue and alarmq's listing entry share a pipeline.
+    with conn.pipeline() as pipe:
+        job = queue(conn, qname).enqueue_call(
+            task.func,
+            kwargs=clean,
+            timeout=job_timeout,
+            result_ttl=settings.result_ttl,
+            failure_ttl=settings.failure_ttl,
+            description=_describe_call(task.name, clean),
+            meta={"task": task.name, "source": source},
+            retry=retry,
+            pipeline=pipe,
+        )
+        index(pipe, job.id)
+        pipe.execute()
     return job
 
 
-def index(conn: Redis, job_id: str, at: float | None = None) -> None:
-    """Record `job_id` in the newest-first listing."""
+def index(conn: Redis | Pipeline, job_id: str, at: float | None = None) -> None:
+    """Record `job_id` in the newest-first listing (queued on `conn` when it is a pipeline)."""
+    if isinstance(conn, Pipeline):
+        conn.zadd(keys.jobs_index(), {job_id: time.time() if at is None else at})
+        conn.zremrangebyrank(keys.jobs_index(), 0, -INDEX_CAP - 1)
+        return
     with conn.pipeline(transaction=False) as pipe:
-        pipe.zadd(keys.jobs_index(), {job_id: time.time() if at is None else at})
-        pipe.zremrangebyrank(keys.jobs_index(), 0, -INDEX_CAP - 1)
+        index(pipe, job_id, at)
         pipe.execute()
 
 
@@ -227,7 +235,8 @@ def _statuses(conn: Redis, jobs: list[Job]) -> dict[str, str]:
     return {job.id: (s.decode() if s else "unknown") for job, s in zip(jobs, raw, strict=True)}
 
 
-def _whole(value: object, field: str, low: int, high: int, default: int) -> int:
+def whole(value: object, field: str, low: int, high: int, default: int) -> int:
+    """Return `value` as a whole number in [low, high] (`default` for None), or raise Invalid."""
     if value is None:
         return default
     if isinstance(value, float) and value.is_integer():

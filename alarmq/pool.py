@@ -9,6 +9,7 @@ waits for their running jobs, and a second signal makes that a cold one.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -69,6 +70,7 @@ class Pool:
         self.started_at: dict[int, float] = {}
         self.crashes: dict[int, int] = {}
         self.done: set[int] = set()
+        self.respawn_at: dict[int, float] = {}
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
@@ -85,6 +87,9 @@ class Pool:
     def run(self) -> int:
         """Run until every child is done (burst) or a signal stopped them; return the exit code."""
         registry.load(self.settings.task_modules)  # once, before forking
+        # Objects imported so far are never freed; freezing them keeps the
+        # collector from touching (and so copying) their pages in every child.
+        gc.freeze()
         conn = connection.connect(self.settings)
         connection.check(conn, self.settings.redis_url)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -94,11 +99,19 @@ class Pool:
         next_reap = 0.0
         backoff = 1.0
         while len(self.done) < self.concurrency:
-            wait([p.sentinel for s, p in self.children.items() if s not in self.done], timeout=0.5)
+            live = [p.sentinel for s, p in self.children.items() if s not in self.done and s not in self.respawn_at]
+            wait(live, timeout=0.5)
             self._forward_signals()
             for slot, process in list(self.children.items()):
-                if slot not in self.done and process.exitcode is not None:
+                if slot not in self.done and slot not in self.respawn_at and process.exitcode is not None:
                     self._handle_exit(slot, process.exitcode)
+            for slot, at in list(self.respawn_at.items()):
+                if self.signals:
+                    self.done.add(slot)
+                    del self.respawn_at[slot]
+                elif time.monotonic() >= at:
+                    del self.respawn_at[slot]
+                    self._spawn(slot)
             if time.monotonic() >= next_reap:
                 backoff = self._reap(conn, backoff)
                 next_reap = time.monotonic() + max(REAP_EVERY, backoff)
@@ -127,9 +140,8 @@ class Pool:
             self.crashes[slot] = self.crashes.get(slot, 0) + 1 if lived < FAST_CRASH else 0
             delay = min(2.0 ** self.crashes[slot], MAX_BACKOFF) if self.crashes[slot] else 0
             log.error("worker process %s exited with code %s; starting a new one in %.0fs", slot, code, delay)
-            if delay:
-                time.sleep(delay)
-            self._spawn(slot)
+            # Scheduled, not slept: the loop keeps forwarding signals and reaping meanwhile.
+            self.respawn_at[slot] = time.monotonic() + delay
 
     def _reap(self, conn: Redis, backoff: float) -> float:
         try:

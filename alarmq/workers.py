@@ -86,6 +86,8 @@ class _AlarmqMixin:
     _stop_requested: bool
     recycle_requested: bool = False
     signaled: bool = False
+    # RQ 3 counts jobs only in Redis, not on the worker object, so count here.
+    jobs_done: int = 0
     max_memory_mb: float = 0.0
     _liveness: _Liveness | None = None
 
@@ -121,6 +123,7 @@ class AlarmqSimpleWorker(_AlarmqMixin, SimpleWorker):
             super().execute_job(job, queue)
         finally:
             self._current_job_id = None
+            self.jobs_done += 1
         self._check_memory()
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -146,6 +149,10 @@ class AlarmqSimpleWorker(_AlarmqMixin, SimpleWorker):
 class AlarmqForkWorker(_AlarmqMixin, Worker):
     """Fork a child for each job, for isolation."""
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        super().execute_job(job, queue)
+        self.jobs_done += 1
+
 
 def build(conn: Redis, settings: Settings, queues: list[str]) -> SimpleWorker | Worker:
     """Return a worker of the configured class for `queues`."""
@@ -170,7 +177,6 @@ def run(conn: Redis, settings: Settings, queues: list[str], *, burst: bool = Fal
     worker = build(conn, settings, queues)
     max_jobs: Any = settings.worker_max_jobs if settings.effective_worker_class == "simple" else None
     worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
-    recycled = getattr(worker, "recycle_requested", False) or (
-        max_jobs is not None and worker.successful_job_count + worker.failed_job_count >= max_jobs
-    )
+    done: int = getattr(worker, "jobs_done", 0)
+    recycled = getattr(worker, "recycle_requested", False) or (max_jobs is not None and done >= max_jobs)
     return RECYCLE_EXIT if recycled and not getattr(worker, "signaled", False) else 0
