@@ -35,12 +35,62 @@ def reap_claim(job_id: str) -> str:
 
 def scheduler_presence(scheduler_id: str) -> str:
     """Return the key a live scheduler process refreshes."""
-    return f"{PREFIX}:scheduler:{scheduler_id}"
+    return f"{PREFIX}:schedulers:{scheduler_id}"
 
 
 def scheduler_presence_pattern() -> str:
     """Return the pattern matching every scheduler presence key."""
-    return f"{PREFIX}:scheduler:*"
+    return f"{PREFIX}:schedulers:*"
+
+
+def scheduler_leader() -> str:
+    """Return the lease key naming the one scheduler that produces runs."""
+    return f"{PREFIX}:scheduler-leader"
+
+
+def schedules_index() -> str:
+    """Return the set of every schedule id."""
+    return f"{PREFIX}:schedules"
+
+
+def schedule(schedule_id: str) -> str:
+    """Return the hash holding a schedule's spec, declared default and state."""
+    return f"{PREFIX}:schedule:{schedule_id}"
+
+
+def schedule_ledger(schedule_id: str) -> str:
+    """Return the hash of a schedule's slot records, by slot key."""
+    return f"{PREFIX}:schedule:{schedule_id}:slots"
+
+
+def schedule_ledger_order(schedule_id: str) -> str:
+    """Return the sorted set ordering a schedule's slot records by fire time."""
+    return f"{PREFIX}:schedule:{schedule_id}:order"
+
+
+def schedules_dirty() -> str:
+    """Return the set of schedules changed since the leader last reconciled them."""
+    return f"{PREFIX}:schedules:dirty"
+
+
+def schedules_changed_channel() -> str:
+    """Return the channel that wakes the leader early when a schedule changes."""
+    return f"{PREFIX}:schedules:changed"
+
+
+def slot_enqueued(schedule_id: str, slot: str) -> str:
+    """Return the idempotency key claimed when a slot is enqueued (at most once)."""
+    return f"{PREFIX}:slot:{schedule_id}:{slot}:enqueued"
+
+
+def slot_ran(schedule_id: str, slot: str) -> str:
+    """Return the idempotency key claimed when a slot starts running (at most once)."""
+    return f"{PREFIX}:slot:{schedule_id}:{slot}:ran"
+
+
+def slot_job_id(schedule_id: str, slot: str) -> str:
+    """Return the stable RQ job id of a schedule's slot (RQ allows only [A-Za-z0-9_-])."""
+    return f"sched-{schedule_id}-{slot}"
 
 
 def events_channel() -> str:

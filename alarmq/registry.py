@@ -26,6 +26,7 @@ QUEUE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BUILTIN_MODULES = ("alarmq.tasks",)
 
 _TASKS: dict[str, Task] = {}
+_DECLARED: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def task(
     timeout: int | None = None,
     retries: int = 0,
     retry_intervals: Iterable[int] = (),
+    every: int | str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -105,8 +107,13 @@ def task(
     timeout: int | None = None,
     retries: int = 0,
     retry_intervals: Iterable[int] = (),
+    every: int | str | None = None,
 ) -> F | Callable[[F], F]:
-    """Register a function as a task that the API, CLI and schedules can enqueue."""
+    """Register a function as a task that the API, CLI and schedules can enqueue.
+
+    `every="30s"` also declares a schedule with the task's name that runs it
+    with its defaults; `schedule(...)` declares richer ones.
+    """
 
     def register(fn: F) -> F:
         public = name or fn.__name__
@@ -132,6 +139,8 @@ def task(
             retries=retries,
             retry_intervals=tuple(retry_intervals),
         )
+        if every is not None:
+            schedule(public, task=public, interval=every)
         return fn
 
     if func is not None:
@@ -143,6 +152,22 @@ def _tasks() -> dict[str, Task]:
     if any(m not in sys.modules for m in BUILTIN_MODULES):
         load()  # importing them registers the built-in tasks
     return _TASKS
+
+
+def schedule(schedule_id: str, *, task: str, **fields: Any) -> None:
+    """Declare a schedule in code; the scheduler creates or updates it at every start.
+
+    Fields are those of POST /api/v1/schedules (kwargs, interval or cron,
+    timezone, queue, timeout, misfire, overlap, description, enabled);
+    `interval` may also be a duration like "30s" or "5m".
+    """
+    _DECLARED[schedule_id] = {"task": task, **fields}
+
+
+def declared_schedules() -> dict[str, dict[str, Any]]:
+    """Return every schedule declared in code, by id."""
+    _tasks()
+    return dict(_DECLARED)
 
 
 def get(name: object) -> Task:

@@ -25,3 +25,13 @@ def flaky(key: str) -> int:
     if attempts == 1:
         raise RuntimeError("first attempt fails")
     return attempts
+
+
+@task
+def tally(name: str) -> int:
+    """Count one execution of the running slot under `name`; return how often that slot ran."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    assert job is not None
+    return int(job.connection.hincrby(f"test:tally:{name}", str(job.meta.get("slot")), 1))

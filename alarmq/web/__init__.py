@@ -33,9 +33,10 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
         "token": auth.load_token(settings),
     }
 
-    from alarmq.web import api
+    from alarmq.web import api, schedules
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(schedules.bp)
     _mount_rq_dashboard(app, settings)
     app.register_error_handler(AlarmqError, _alarmq_error)
     app.register_error_handler(redis.exceptions.ConnectionError, _redis_down)

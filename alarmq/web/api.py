@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from alarmq import events, jobs, registry, scheduler
-from alarmq.errors import BadRequest, Invalid, UnsupportedMediaType
+from alarmq import events, jobs, registry
+from alarmq.errors import Invalid
 from alarmq.health import health
-from alarmq.web import redis_of, require_token, settings_of
+from alarmq.web import inputs, redis_of, require_token, settings_of
 from alarmq.web.openapi import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -57,7 +56,7 @@ def get_task(name: str) -> Response:
 @bp.post("/jobs")
 def create_job() -> tuple[Response, int, dict[str, str]]:
     """Enqueue a registered task."""
-    body = json_body()
+    body = inputs.json_body()
     unknown = sorted(set(body) - set(JOB_FIELDS))
     if unknown:
         raise Invalid(f"unknown field {unknown[0]!r}; a job takes: {', '.join(JOB_FIELDS)}")
@@ -83,8 +82,8 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/jobs")
 def list_jobs() -> Response:
     """List jobs newest first, filtered by status or task, a page at a time."""
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    cursor = _cursor_arg()
+    limit = inputs.int_arg("limit", 50, 1, MAX_LIMIT)
+    cursor = inputs.cursor_arg()
     page, next_cursor = jobs.list_jobs(
         redis_of(current_app),
         status=request.args.get("status"),
@@ -125,52 +124,8 @@ def delete_job(job_id: str) -> tuple[str, int]:
 @bp.get("/events")
 def list_events() -> Response:
     """Return recent events, or those after `since`, oldest first."""
-    limit = _int_arg("limit", 100, 1, 1000)
+    limit = inputs.int_arg("limit", 100, 1, 1000)
     since = request.args.get("since")
     if since is not None and not events.is_event_id(since):
         raise Invalid("since must be an event id like 1733320000000-0")
     return jsonify(events=events.read(redis_of(current_app), since, limit))
-
-
-@bp.get("/scheduler")
-def get_scheduler() -> Response:
-    """List the live scheduler processes."""
-    return jsonify(schedulers=scheduler.schedulers(redis_of(current_app)))
-
-
-def json_body() -> dict[str, Any]:
-    """Return the request's JSON object, or raise an error that says what is wrong with it."""
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("the body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be a whole number from {low} to {high}, got {raw!r}") from None
-    if not low <= value <= high:
-        raise Invalid(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
-    return value
-
-
-def _cursor_arg() -> float | None:
-    raw = request.args.get("cursor")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise Invalid("cursor must be the next_cursor of a previous page")
-    return value

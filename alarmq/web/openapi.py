@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alarmq import __version__, events, jobs, registry
+from alarmq import __version__, events, jobs, ledger, registry, schedules, triggers
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -25,6 +25,18 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def _ok(code: int, schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {str(code): {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+_CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "description": "The next_cursor of the previous page",
+    "schema": {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,9})?$"},
+}
+
+
+def _limit(high: int) -> dict[str, Any]:
+    return {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": high}}
 
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -50,6 +62,117 @@ def _new_job(task: registry.Task) -> dict[str, Any]:
             "retries": {"type": "integer", "minimum": 0, "maximum": jobs.MAX_RETRIES},
         },
     }
+
+
+_SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SCHEDULE = {"$ref": "#/components/schemas/Schedule"}
+
+
+def _schedule_fields() -> dict[str, Any]:
+    return {
+        "interval": {"type": "integer", "minimum": 1, "maximum": triggers.MAX_INTERVAL, "description": "Seconds"},
+        "cron": {"type": "string", "description": "5 fields: minute hour day month weekday"},
+        "timezone": {"type": "string", "description": "IANA zone of the cron, like Europe/Warsaw (default UTC)"},
+        "enabled": {"type": "boolean"},
+        "queue": {"type": "string", "enum": sorted(jobs.known_queues())},
+        "timeout": {"type": "integer", "minimum": 1, "maximum": jobs.MAX_TIMEOUT},
+        "misfire": {"type": "string", "enum": list(schedules.MISFIRE)},
+        "overlap": {"type": "string", "enum": list(schedules.OVERLAP)},
+        "description": {"type": "string", "maxLength": 500},
+    }
+
+
+def _new_schedule(task: registry.Task) -> dict[str, Any]:
+    """Return the body that creates a schedule of `task`."""
+    required = ["id", "task", "kwargs"] if task.schema["required"] else ["id", "task"]
+    return {
+        "type": "object",
+        "title": task.name,
+        "required": required,
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+            "task": {"const": task.name},
+            "kwargs": task.schema,
+            **_schedule_fields(),
+        },
+        "oneOf": [{"required": ["interval"]}, {"required": ["cron"]}],
+    }
+
+
+def _schedule_paths() -> dict[str, Any]:
+    def action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, ...] = (404,)) -> dict[str, Any]:
+        op: dict[str, Any] = {
+            "summary": summary,
+            "parameters": [_SCHEDULE_ID],
+            "responses": {**_ok(200, _SCHEDULE), **_errors(*codes, *_READ)},
+        }
+        if body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+            op["responses"].update(_errors(400, 413, 415, 422))
+        return {"post": op}
+
+    pause_body = {
+        "oneOf": [
+            {"type": "object", "required": ["seconds"], "additionalProperties": False,
+             "properties": {"seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 366 * 86400}}},
+            {"type": "object", "required": ["until"], "additionalProperties": False,
+             "properties": {"until": {"type": "string", "format": "date-time"}}},
+        ]
+    }  # fmt: skip
+    return {
+        "/schedules": {
+            "get": {"summary": "Every schedule", "responses": {**_ok(200, {"type": "object"}), **_errors(*_READ)}},
+            "post": {
+                "summary": "Create a schedule (exactly one of interval or cron)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "oneOf": [_new_schedule(t) for t in registry.all_tasks()]}}}},
+                "responses": {**_ok(201, _SCHEDULE, "Created"), **_errors(409, *_WRITE)},
+            },
+        },
+        "/schedules/preview": {
+            "get": {
+                "summary": "The next 10 fire times of an interval, or of a cron in a zone",
+                "parameters": [
+                    {"name": "interval", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "cron", "in": "query", "schema": {"type": "string"}},
+                    {"name": "tz", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {**_ok(200, {"type": "object"}), **_errors(422, *_READ)},
+            }
+        },
+        "/schedules/{schedule_id}": {
+            "get": {"summary": "One schedule", "parameters": [_SCHEDULE_ID],
+                    "responses": {**_ok(200, _SCHEDULE), **_errors(404, *_READ)}},
+            "patch": {
+                "summary": "Change fields; applied by the running scheduler within a tick",
+                "parameters": [_SCHEDULE_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"task": {"type": "string"}, "kwargs": {"type": "object"}, **_schedule_fields()}}}}},
+                "responses": {**_ok(200, _SCHEDULE), **_errors(404, 409, *_WRITE)},
+            },
+            "delete": {"summary": "Delete a schedule and its ledger", "parameters": [_SCHEDULE_ID],
+                       "responses": {"204": {"description": "Deleted"}, **_errors(404, *_READ)}},
+        },
+        "/schedules/{schedule_id}/run": {"post": {
+            "summary": "Enqueue an extra run now (recorded in the ledger)", "parameters": [_SCHEDULE_ID],
+            "responses": {**_ok(202, {"$ref": "#/components/schemas/Accepted"}, "Enqueued"), **_errors(404, *_READ)}}},
+        "/schedules/{schedule_id}/pause": action("Skip slots for some seconds or until a time", pause_body),
+        "/schedules/{schedule_id}/resume": action("End a pause", codes=(404, 409)),
+        "/schedules/{schedule_id}/enable": action("Turn on"),
+        "/schedules/{schedule_id}/disable": action("Turn off"),
+        "/schedules/{schedule_id}/reset": action("Return to the declared default", codes=(404, 409)),
+        "/schedules/{schedule_id}/runs": {"get": {
+            "summary": "The slot ledger, newest first",
+            "parameters": [_SCHEDULE_ID,
+                           _limit(ledger.CAP), _CURSOR],
+            "responses": {**_ok(200, {"type": "object"}), **_errors(404, 422, *_READ)}}},
+        "/scheduler": {"get": {"summary": "Leader, standbys, last tick, tick duration and lag",
+                               "responses": {**_ok(200, {"type": "object"}), **_errors(*_READ)}}},
+        "/scheduler/reload": {"post": {"summary": "Re-sync declared schedules and reconcile all",
+                                       "responses": {**_ok(202, {"type": "object"}), **_errors(*_READ)}}},
+    }  # fmt: skip
 
 
 def spec() -> dict[str, Any]:
@@ -100,13 +223,8 @@ def spec() -> dict[str, Any]:
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(jobs.STATUSES)}},
                         {"name": "task", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "description": "The next_cursor of the previous page",
-                            "schema": {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,9})?$"},
-                        },
+                        _limit(500),
+                        _CURSOR,
                     ],
                     "responses": {
                         **_ok(200, {"type": "object", "properties": {"jobs": {"type": "array", "items": _JOB}}}),
@@ -154,18 +272,30 @@ def spec() -> dict[str, Any]:
                     "responses": {**_ok(200, {"type": "object"}), **_errors(422, *_READ)},
                 }
             },
-            "/scheduler": {
-                "get": {
-                    "summary": "The live scheduler processes",
-                    "responses": {**_ok(200, {"type": "object"}), **_errors(*_READ)},
-                }
-            },
+            **_schedule_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
                 "NewJob": {"oneOf": [_new_job(t) for t in registry.all_tasks()]},
+                "Schedule": {
+                    "type": "object",
+                    "required": ["id", "task", "kwargs", "enabled", "overridden", "next_fire_times"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "task": {"type": "string"},
+                        "kwargs": {"type": "object"},
+                        "overridden": {"type": "array", "items": {"type": "string"}},
+                        "source": {"type": "string", "enum": ["api", "code"]},
+                        "paused": {"type": "boolean"},
+                        "next_fire_times": {"type": "array", "items": {"type": "integer"}},
+                        **_schedule_fields(),
+                        "interval": {"type": ["integer", "null"]},
+                        "cron": {"type": ["string", "null"]},
+                        "timeout": {"type": ["integer", "null"]},
+                    },
+                },
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "status", "url"],
