@@ -149,11 +149,16 @@ def worker(queues: tuple[str, ...], burst: bool, concurrency: int | None, worker
     sys.exit(Pool(settings, names, concurrency or settings.worker_concurrency, burst=burst).run())
 
 
-@main.command(name="scheduler")
+@main.group(name="scheduler", invoke_without_command=True)
 @click.option("--burst", is_flag=True, help="Run one tick and stop.")
+@click.pass_context
 @translate_errors
-def scheduler_cmd(burst: bool) -> None:
+def scheduler_cmd(ctx: click.Context, burst: bool) -> None:
     """Produce periodic runs and delayed retries (run one or more; they coordinate)."""
+    if ctx.invoked_subcommand is not None:
+        if burst:
+            raise BadRequest(f"--burst runs a scheduler; it does not go with `scheduler {ctx.invoked_subcommand}`")
+        return
     from alarmq import scheduler
 
     _logging()
@@ -161,6 +166,41 @@ def scheduler_cmd(burst: bool) -> None:
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set; `alarmq up` sets it for its children")
     scheduler.run(settings, burst=burst)
+
+
+@scheduler_cmd.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@translate_errors
+def scheduler_status(as_json: bool) -> None:
+    """Show the leader, standbys, last tick and lag."""
+    from alarmq import scheduler
+
+    report = scheduler.status(_redis(_settings()))
+    if as_json:
+        _echo_json(report)
+        return
+    leader = report["leader"]
+    if leader is None:
+        click.echo("leader:    none running (start one with `alarmq scheduler` or `alarmq up`)")
+    else:
+        since = _iso(leader.get("leader_since") or leader.get("since"))
+        click.echo(f"leader:    {leader.get('host')} pid {leader.get('pid')}, leading since {since}")
+    standbys = [f"{s.get('host')} pid {s.get('pid')}" for s in report["standbys"]]
+    click.echo(f"standbys:  {', '.join(standbys) or 'none'}")
+    click.echo(f"last tick: {_iso(report['last_tick'])}")
+    click.echo(f"tick ms:   {_or_dash(report['tick_ms'])}")
+    click.echo(f"lag ms:    {_or_dash(report['lag_ms'])}")
+
+
+def _iso(epoch: float | None) -> str:
+    """Return Unix seconds as ISO 8601 UTC, or '-' for none."""
+    from alarmq import triggers
+
+    return "-" if epoch is None else triggers.to_datetime(epoch).isoformat()
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 # -- jobs ----------------------------------------------------------------------
@@ -311,3 +351,7 @@ def status(as_json: bool) -> None:
     click.echo(f"workers:   {len(report['workers'])} ({sum(w['state'] == 'busy' for w in report['workers'])} busy)")
     click.echo(f"scheduler: {'alive' if report['scheduler']['alive'] else 'none running'}")
     click.echo("queues:    " + ", ".join(f"{q}={n}" for q, n in report["queues"].items()))
+
+
+# The schedules group lives in its own module; importing it adds `alarmq schedules` to main.
+import alarmq.cli_schedules  # noqa: E402, F401
