@@ -56,6 +56,15 @@ def read(
     return entries, (found[-1][1] if len(found) == limit else None)
 
 
+def since(conn: Redis, schedule_id: str, at: float) -> list[dict[str, Any]]:
+    """Return the slot records from fire time `at` on, oldest first."""
+    slots = cast(list[bytes], conn.zrangebyscore(keys.schedule_ledger_order(schedule_id), at, "+inf"))
+    if not slots:
+        return []
+    raw = cast(list[bytes | None], conn.hmget(keys.schedule_ledger(schedule_id), slots))
+    return [json.loads(r) for r in raw if r]
+
+
 def all_records(conn: Redis, schedule_id: str) -> list[dict[str, Any]]:
     """Return every kept slot record, oldest first."""
     entries, _ = read(conn, schedule_id, limit=CAP * 2)

@@ -138,6 +138,7 @@ class SchedulerProcess:
             except Exception:
                 log.exception("scheduler %s: tick failed", self.id)
             if burst:
+                self.stop.set()  # ends the listener thread too
                 break
             self.wake.wait(max(0.0, timeout))
             self.wake.clear()

@@ -131,7 +131,10 @@ def describe(schedule: dict[str, Any], now: float) -> dict[str, Any]:
     shown = {k: v for k, v in schedule.items() if k not in ("declared", "anchor", "fire_once", "off_since")}
     shown["trigger"] = trigger(schedule).describe()
     shown["paused"] = bool(schedule["paused_until"] and schedule["paused_until"] > now)
-    shown["next_fire_times"] = triggers.preview(trigger(schedule), now, 3, schedule["anchor"] or None)
+    # The times it will really run: none while disabled, none before a pause ends.
+    start = max(now, schedule["paused_until"] or 0)
+    runs = schedule["enabled"]
+    shown["next_fire_times"] = triggers.preview(trigger(schedule), start, 3, schedule["anchor"] or None) if runs else []
     return shown
 
 
@@ -213,7 +216,8 @@ def _switching(current: dict[str, Any], spec: dict[str, Any], now: float) -> dic
     if current["enabled"] and not spec["enabled"]:
         return {"off_since": str(now)}
     if not current["enabled"] and spec["enabled"]:
-        return _coming_back(current, spec)
+        still_paused = bool(current["paused_until"] and current["paused_until"] > now)
+        return {} if still_paused else _coming_back(current, spec)
     return {}
 
 
@@ -258,7 +262,10 @@ def resume(conn: Redis, schedule_id: str, now: float) -> dict[str, Any]:
             raise NotFound(f"no schedule {schedule_id!r}")
         if not current["paused_until"] or current["paused_until"] <= now:
             raise Conflict(f"schedule {schedule_id} is not paused")
-        return {"paused_until": "", **_coming_back(current, current)}
+        # Still disabled: the schedule stays off, and so does the record of since when.
+        return (
+            {"paused_until": ""} if not current["enabled"] else {"paused_until": "", **_coming_back(current, current)}
+        )
 
     _update(conn, schedule_id, lambda c: change(_with_skips(conn, schedule_id, c)))
     return load(conn, schedule_id)
@@ -287,10 +294,7 @@ def _with_skips(conn: Redis, schedule_id: str, current: dict[str, Any] | None) -
     if current is None:
         return None
     since = current["off_since"]
-    skipped = False
-    if since is not None:
-        entries, _ = ledger.read(conn, schedule_id, limit=20)
-        skipped = any(e["outcome"] == "skipped" and e["at"] >= since for e in entries)
+    skipped = since is not None and any(e["outcome"] == "skipped" for e in ledger.since(conn, schedule_id, since))
     return {**current, "last_skipped": skipped}
 
 

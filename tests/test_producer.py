@@ -249,3 +249,20 @@ def test_cron_in_warsaw_fires_at_the_right_utc_instants_across_dst(
         fired.append(datetime.fromtimestamp(slot, UTC).strftime("%m-%d %H:%M"))
     assert fired == ["03-28 02:00", "03-29 01:00", "03-30 01:00"]
     assert [o for _, o in outcomes(redis, "nightly")] == ["enqueued"] * 3
+
+
+def test_misfire_once_waits_until_the_schedule_is_fully_back_on(
+    redis: redis_py.Redis, leader: SchedulerProcess, run_jobs: Callable[[], int]
+) -> None:
+    create(redis, T, misfire="once")
+    leader.step(T + 1)
+    schedules.patch(redis, "tick", {"enabled": False}, T + 2)
+    schedules.pause(redis, "tick", T + 1000, T + 3)
+    leader.step(T + 10)
+    schedules.resume(redis, "tick", T + 12)  # still disabled: nothing fires yet
+    leader.step(T + 12)
+    assert outcomes(redis) == [(T + 10, "skipped:disabled")]
+    schedules.patch(redis, "tick", {"enabled": True}, T + 14)
+    leader.step(T + 14)
+    run_jobs()
+    assert outcomes(redis) == [(T + 10, "skipped:disabled"), (T + 14, "finished")]
