@@ -11,17 +11,23 @@ import json
 import logging
 import re
 import time
+import weakref
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
 
 from alarmq import keys
 from alarmq.connection import Redis
+from alarmq.errors import Invalid
 
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 10_000
 EVENT_ID_PATTERN = r"^\d{1,19}(-\d{1,19})?$"
+_TYPE_PATTERN = re.compile(r"[a-z*][a-z0-9_.*]{0,63}")
 """An event id is a stream id, `<ms>-<seq>`; 19 digits always fit Redis's 64-bit parts."""
 
 # Publishing is best effort for the caller: an event must never fail the job
@@ -39,31 +45,89 @@ def envelope(event_id: str, type_: str, data: dict[str, Any], ts: float | None =
     return {"id": event_id, "type": type_, "ts": time.time() if ts is None else ts, "data": data}
 
 
+# XADD and PUBLISH in one atomic round trip; the stream assigns the id, which
+# is spliced into the published JSON so live and replayed events are identical.
+_PUBLISH_LUA = """
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[2], 'ts', ARGV[3], 'data', ARGV[4])
+    redis.call('PUBLISH', KEYS[2], '{"id": "' .. id .. '", ' .. ARGV[5])
+    return id
+"""
+_scripts: weakref.WeakKeyDictionary[Redis, Script] = weakref.WeakKeyDictionary()
+
+
+def _publish_script(conn: Redis) -> Script:
+    script = _scripts.get(conn)
+    if script is None:
+        script = _scripts[conn] = conn.register_script(_PUBLISH_LUA)
+    return script
+
+
 def publish(conn: Redis, type_: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """Append an event to the stream and publish it; return it, or None if Redis failed."""
     ts = time.time()
+    data_json = json.dumps(data, default=str)
+    rest = json.dumps({"type": type_, "ts": ts, "data": data}, default=str)[1:]
     try:
-        # The stream assigns the id, so ids are ordered and replay can resume from one.
-        event_id = conn.xadd(
-            keys.events_stream(), {"type": type_, "ts": repr(ts), "data": json.dumps(data)},
-            maxlen=STREAM_MAXLEN, approximate=True,
-        )  # fmt: skip
-        event = envelope(event_id.decode() if isinstance(event_id, bytes) else str(event_id), type_, data, ts)
-        conn.publish(keys.events_channel(), json.dumps(event))
+        raw_id = _publish_script(conn)(
+            keys=[keys.events_stream(), keys.events_channel()],
+            args=[STREAM_MAXLEN, type_, repr(ts), data_json, rest],
+            client=conn,
+        )
     except _PUBLISH_ERRORS as exc:
         log.warning("event %s not published: redis unavailable (%s)", type_, exc)
         return None
-    return event
+    event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+    return envelope(event_id, type_, json.loads(data_json), ts)
 
 
-def read(conn: Redis, since: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Return up to `limit` events newer than event id `since` (or the newest ones)."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]]
-    if since:
-        entries = cast(Any, conn.xrange(keys.events_stream(), min=f"({since}", count=limit))
-    else:
-        entries = list(reversed(cast(Any, conn.xrevrange(keys.events_stream(), count=limit))))
-    return [_decode(entry_id, fields) for entry_id, fields in entries]
+def job_data(job: Any, **extra: Any) -> dict[str, Any]:
+    """Return the data of a `job.*` event for an RQ job."""
+    data = {"id": job.id, "task": job.meta.get("task"), "queue": job.origin}
+    if "schedule" in job.meta:
+        data["schedule"] = job.meta["schedule"]
+        data["slot"] = job.meta.get("slot")
+    return {**data, **extra}
+
+
+def matches(type_: str, patterns: Sequence[str] | None) -> bool:
+    """Return True if an event type matches any of `patterns` (like `alarm.*`), or there are none."""
+    return not patterns or any(fnmatchcase(type_, p) for p in patterns)
+
+
+def parse_types(value: str | None) -> tuple[str, ...]:
+    """Return the patterns of a `types=alarm.*,job.failed` filter, or raise Invalid."""
+    if not value:
+        return ()
+    patterns = tuple(p.strip() for p in value.split(",") if p.strip())
+    for p in patterns:
+        if not _TYPE_PATTERN.fullmatch(p):
+            raise Invalid(f"types must be event types or patterns like 'alarm.*,job.failed', got {p!r}")
+    return patterns
+
+
+def read(
+    conn: Redis, since: str | None = None, limit: int = 100, types: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Return up to `limit` events (of `types`) newer than event id `since`, or the newest ones, oldest first."""
+    found: list[dict[str, Any]] = []
+    if since is None:
+        newest = cast(list[tuple[bytes, dict[bytes, bytes]]], conn.xrevrange(keys.events_stream(), count=limit * 4))
+        found = [e for e in (_decode(i, f) for i, f in newest) if matches(e["type"], types)][:limit]
+        return list(reversed(found))
+    cursor = since
+    while len(found) < limit:
+        batch = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                     conn.xrange(keys.events_stream(), min=f"({cursor}", count=max(limit, 100)))  # fmt: skip
+        if not batch:
+            break
+        for entry_id, fields in batch:
+            event = _decode(entry_id, fields)
+            cursor = event["id"]
+            if matches(event["type"], types):
+                found.append(event)
+                if len(found) == limit:
+                    break
+    return found
 
 
 def _decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> dict[str, Any]:

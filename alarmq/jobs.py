@@ -18,7 +18,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from alarmq import keys, registry
+from alarmq import events, keys, registry
 from alarmq.connection import Redis
 from alarmq.errors import Conflict, Invalid, NotFound
 from alarmq.settings import Settings
@@ -85,6 +85,7 @@ def enqueue(
         )
         index(pipe, job.id)
         pipe.execute()
+    events.publish(conn, "job.queued", events.job_data(job, source=source))
     return job
 
 
@@ -199,6 +200,7 @@ def cancel(conn: Redis, job_id: str) -> Job:
             job.cancel()
         except InvalidJobOperation as exc:
             raise Conflict(f"job {job_id} cannot be canceled: {exc}") from None
+        events.publish(conn, "job.canceled", events.job_data(job, status="canceled"))
         return job
     raise Conflict(f"job {job_id} is {status.value}; only queued, scheduled or running jobs can be canceled")
 
@@ -215,6 +217,7 @@ def requeue(conn: Redis, job_id: str) -> Job:
     else:
         raise Conflict(f"job {job_id} is {status.value}; only failed, stopped or canceled jobs can be requeued")
     index(conn, job.id)
+    events.publish(conn, "job.queued", events.job_data(job, source="requeue"))
     return job
 
 

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from alarmq import keys
+from alarmq import events, keys
 from alarmq.connection import Redis
 
 CAP = 500
@@ -27,6 +27,7 @@ def record(conn: Redis, schedule_id: str, slot: str, at: float, outcome: str, **
         pipe.zadd(keys.schedule_ledger_order(schedule_id), {slot: at})
         pipe.execute()
     _trim(conn, schedule_id)
+    events.publish(conn, f"schedule.{outcome}", {"schedule": schedule_id, **entry})
 
 
 def update(conn: Redis, schedule_id: str, slot: str, outcome: str, **fields: Any) -> None:

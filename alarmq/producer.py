@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from rq.job import Job, JobStatus
 
-from alarmq import jobs, keys, ledger, runs, schedules, triggers
+from alarmq import events, jobs, keys, ledger, runs, schedules, triggers
 from alarmq.connection import Redis
 from alarmq.errors import NotFound
 from alarmq.settings import Settings
@@ -191,6 +191,7 @@ class Producer:
             return
         self.periodic.enqueue_job(job)
         jobs.index(self.conn, job.id)
+        events.publish(self.conn, "job.queued", events.job_data(job, source="scheduler"))
         extra = {"reason": reason} if reason else {}
         ledger.record(self.conn, sid, str(slot), slot, "enqueued", job_id=job.id, **extra)
         self.conn.hset(keys.schedule(sid), mapping={"last_slot": slot, "last_job": job.id})

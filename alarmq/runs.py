@@ -12,7 +12,7 @@ from typing import Any
 from rq import get_current_job
 from rq.job import Job
 
-from alarmq import jobs, keys, ledger, registry, schedules
+from alarmq import events, jobs, keys, ledger, registry, schedules
 from alarmq.connection import Redis
 from alarmq.errors import NotFound
 from alarmq.settings import Settings
@@ -57,4 +57,5 @@ def enqueue_now(conn: Redis, settings: Settings, schedule: dict[str, Any], now: 
     )
     jobs.index(conn, job.id)
     ledger.record(conn, sid, slot, now, "enqueued", job_id=job.id, reason=reason)
+    events.publish(conn, "job.queued", events.job_data(job, source="schedule-run"))
     return job

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import redis
 
-from alarmq import jobs, keys, ledger, registry, triggers
+from alarmq import events, jobs, keys, ledger, registry, triggers
 from alarmq.connection import Redis
 from alarmq.errors import Conflict, Invalid, NotFound
 
@@ -166,6 +166,7 @@ def _update(conn: Redis, schedule_id: str, change: Callable[[dict[str, Any] | No
             except redis.exceptions.WatchError:
                 continue
         conn.publish(keys.schedules_changed_channel(), schedule_id)
+        events.publish(conn, "schedule.changed", {"schedule": schedule_id, "fields": sorted(fields)})
         return
     raise Conflict(f"schedule {schedule_id} is being changed by someone else; try again")
 
@@ -238,6 +239,7 @@ def delete(conn: Redis, schedule_id: str) -> None:
         pipe.execute()
     ledger.delete(conn, schedule_id)
     conn.publish(keys.schedules_changed_channel(), schedule_id)
+    events.publish(conn, "schedule.deleted", {"schedule": schedule_id})
 
 
 def pause(conn: Redis, schedule_id: str, until: float, now: float) -> dict[str, Any]:

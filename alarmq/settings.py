@@ -38,6 +38,10 @@ class Settings:
     port: int = 8000
     """PORT: the web server's port (PaaS platforms set it)."""
 
+    ws_port: int | None = None
+    """ALARMQ_WS_PORT: under waitress, which cannot serve WebSockets, the port of the
+    side listener that serves /ws from the same process (default: PORT + 1)."""
+
     api_token: str | None = field(default=None, repr=False)
     """ALARMQ_API_TOKEN: the admin token. Unset: `alarmq up` generates one on
     first start and keeps it in the data dir (`api-token`)."""
@@ -101,6 +105,7 @@ class Settings:
             redis_url=_text(env, "REDIS_URL", d.redis_url),
             host=_text(env, "HOST", d.host) or d.host,
             port=_number(env, "PORT", d.port, 1, 65535),
+            ws_port=_number(env, "ALARMQ_WS_PORT", 0, 1, 65535) or None,
             api_token=_token(env),
             data_dir=Path(_text(env, "ALARMQ_DATA_DIR", None) or d.data_dir),
             worker_class=_choice(env, "ALARMQ_WORKER_CLASS", d.worker_class, WORKER_CLASSES),
@@ -142,6 +147,11 @@ class Settings:
         if self.windows_mode:
             return "waitress"
         return "gunicorn" if self.web_server == "auto" else self.web_server
+
+    @property
+    def effective_ws_port(self) -> int:
+        """Return the side listener's port for /ws under waitress."""
+        return self.ws_port or (self.port + 1 if self.port < 65535 else self.port - 1)
 
     @property
     def token_file(self) -> Path:

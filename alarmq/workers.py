@@ -10,6 +10,7 @@ imported once before any fork, so no job pays for importing them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -21,10 +22,10 @@ from typing import Any
 
 import redis
 from rq import SimpleWorker, Worker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 
-from alarmq import jobs, keys, processes
+from alarmq import events, jobs, keys, processes
 from alarmq.connection import Redis
 from alarmq.settings import Settings
 
@@ -95,11 +96,32 @@ class _AlarmqMixin:
         super().register_birth()  # type: ignore[misc]
         self._liveness = _Liveness(self.connection, self.name)
         self._liveness.start()
+        events.publish(self.connection, "worker.online", {"name": self.name, "pid": os.getpid()})
 
     def register_death(self) -> None:
         if self._liveness is not None:
             self._liveness.close()
         super().register_death()  # type: ignore[misc]
+        events.publish(self.connection, "worker.offline", {"name": self.name, "pid": os.getpid()})
+
+    # Job events come from the worker, so every job reports them, whoever enqueued it.
+
+    def prepare_job_execution(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        super().prepare_job_execution(job, *args, **kwargs)  # type: ignore[misc]
+        events.publish(self.connection, "job.started", events.job_data(job, worker=self.name))
+
+    def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_success(job, queue, *args, **kwargs)  # type: ignore[misc]
+        events.publish(self.connection, "job.finished", events.job_data(job, result=_preview(job._result)))
+
+    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_failure(job, queue, *args, **kwargs)  # type: ignore[misc]
+        status = job.get_status(refresh=True)
+        exc_string = kwargs.get("exc_string") or (args[1] if len(args) > 1 else "") or ""
+        lines = [line for line in str(exc_string).strip().splitlines() if line.strip()]
+        error = lines[-1][:300] if lines else status.value
+        type_ = _FAILURE_EVENTS.get(status, "job.failed")
+        events.publish(self.connection, type_, events.job_data(job, status=status.value, error=error))
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.signaled = True
@@ -110,6 +132,19 @@ class _AlarmqMixin:
             log.info("worker %s: RSS above %.0f MB; stopping to be replaced", self.name, self.max_memory_mb)
             self.recycle_requested = True
             self._stop_requested = True
+
+
+_FAILURE_EVENTS = {
+    JobStatus.STOPPED: "job.canceled",
+    JobStatus.QUEUED: "job.retrying",
+    JobStatus.SCHEDULED: "job.retrying",
+}
+
+
+def _preview(value: Any) -> Any:
+    """Return a job result small enough for an event: itself, or a cut JSON text of it."""
+    text = json.dumps(value, default=str)
+    return value if len(text) <= 500 else text[:497] + "..."
 
 
 class AlarmqSimpleWorker(_AlarmqMixin, SimpleWorker):

@@ -128,4 +128,12 @@ def list_events() -> Response:
     since = request.args.get("since")
     if since is not None and not events.is_event_id(since):
         raise Invalid("since must be an event id like 1733320000000-0")
-    return jsonify(events=events.read(redis_of(current_app), since, limit))
+    types = events.parse_types(request.args.get("types"))
+    return jsonify(events=events.read(redis_of(current_app), since, limit, types))
+
+
+@bp.get("/live")
+def get_live() -> Response:
+    """Say where the event WebSocket is: /ws on this origin, or on a side port (under waitress)."""
+    port = current_app.config.get("ALARMQ_WS_PORT")
+    return jsonify(path="/ws", port=port, same_origin=port is None)

@@ -268,8 +268,23 @@ def spec() -> dict[str, Any]:
                             "schema": {"type": "string", "pattern": events.EVENT_ID_PATTERN},
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {
+                            "name": "types",
+                            "in": "query",
+                            "description": "Comma-separated types or patterns, like alarm.*,job.failed",
+                            "schema": {
+                                "type": "string",
+                                "pattern": r"^[a-z*][a-z0-9_.*]{0,63}(,[a-z*][a-z0-9_.*]{0,63})*$",
+                            },
+                        },
                     ],
                     "responses": {**_ok(200, {"type": "object"}), **_errors(422, *_READ)},
+                }
+            },
+            "/live": {
+                "get": {
+                    "summary": "Where the event WebSocket is (same origin /ws, or a side port under waitress)",
+                    "responses": {**_ok(200, {"type": "object"}), **_errors(*_READ)},
                 }
             },
             **_schedule_paths(),
