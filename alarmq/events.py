@@ -96,8 +96,10 @@ def matches(type_: str, patterns: Sequence[str] | None) -> bool:
 
 def parse_types(value: str | None) -> tuple[str, ...]:
     """Return the patterns of a `types=alarm.*,job.failed` filter, or raise Invalid."""
-    if not value:
+    if value is None:
         return ()
+    if not value:
+        raise Invalid("types must name at least one event type or pattern, like 'alarm.*'; leave it out for all")
     patterns = tuple(p.strip() for p in value.split(",") if p.strip())
     for p in patterns:
         if not _TYPE_PATTERN.fullmatch(p):

@@ -78,7 +78,10 @@ class Settings:
     """ALARMQ_WEB_SERVER: `gunicorn` (POSIX default) or `waitress` (Windows default)."""
 
     web_threads: int = 32
-    """ALARMQ_WEB_THREADS: request threads of the web process."""
+    """ALARMQ_WEB_THREADS: request threads of the web process; each open WebSocket holds one."""
+
+    ws_queue: int = 500
+    """ALARMQ_WS_QUEUE: events held for one WebSocket client; a client further behind gets a resync frame."""
 
     windows_mode: bool = False
     """ALARMQ_WINDOWS_MODE: run waitress and the simple worker on any OS (on by itself on Windows)."""
@@ -118,6 +121,7 @@ class Settings:
             failure_ttl=_number(env, "ALARMQ_FAILURE_TTL", d.failure_ttl, 1, 365 * 86400),
             web_server=_choice(env, "ALARMQ_WEB_SERVER", d.web_server, WEB_SERVERS),
             web_threads=_number(env, "ALARMQ_WEB_THREADS", d.web_threads, 1, 10000),
+            ws_queue=_number(env, "ALARMQ_WS_QUEUE", d.ws_queue, 10, 1_000_000),
             windows_mode=_flag(env, "ALARMQ_WINDOWS_MODE", windows),
             embedded_redis=_flag(env, "ALARMQ_EMBEDDED_REDIS", d.embedded_redis),
             redis_server=_text(env, "ALARMQ_REDIS_SERVER", None),

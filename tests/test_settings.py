@@ -40,6 +40,8 @@ def test_every_variable_is_read() -> None:
             "ALARMQ_FAILURE_TTL": "120",
             "ALARMQ_WEB_SERVER": "waitress",
             "ALARMQ_WEB_THREADS": "8",
+            "ALARMQ_WS_QUEUE": "64",
+            "ALARMQ_WS_PORT": "9001",
             "ALARMQ_EMBEDDED_REDIS": "no",
             "ALARMQ_REDIS_SERVER": "/usr/bin/redis-server",
             "ALARMQ_REDIS_POOL_SIZE": "10",
@@ -52,7 +54,7 @@ def test_every_variable_is_read() -> None:
     assert (s.worker_class, s.worker_concurrency, s.worker_max_jobs, s.worker_max_memory_mb) == ("fork", 3, 50, 100)
     assert s.task_modules == ("myapp.tasks", "myapp.checks")
     assert (s.job_timeout, s.result_ttl, s.failure_ttl) == (30, 60, 120)
-    assert (s.effective_web_server, s.web_threads) == ("waitress", 8)
+    assert (s.effective_web_server, s.web_threads, s.ws_queue, s.effective_ws_port) == ("waitress", 8, 64, 9001)
     assert s.embedded_redis is False
     assert (s.redis_server, s.redis_pool_size, s.max_body_bytes) == ("/usr/bin/redis-server", 10, 2048)
 

@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
 
     app.register_blueprint(api.bp)
     app.register_blueprint(schedules.bp)
-    relay.init_app(app, app.extensions[EXTENSION]["redis"])
+    relay.init_app(app, app.extensions[EXTENSION]["redis"], settings.ws_queue)
     _mount_rq_dashboard(app, settings)
     app.register_error_handler(AlarmqError, _alarmq_error)
     app.register_error_handler(redis.exceptions.ConnectionError, _redis_down)

@@ -68,8 +68,9 @@ class Client:
 class Relay:
     """The web process's one Redis subscriber and its clients."""
 
-    def __init__(self, conn: Redis) -> None:
+    def __init__(self, conn: Redis, queue_size: int = CLIENT_QUEUE) -> None:
         self.conn = conn
+        self.queue_size = queue_size
         self.clients: set[Client] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -81,7 +82,7 @@ class Relay:
     def connect(self, types: Sequence[str]) -> Client:
         """Register a client (before any replay, so no live event falls in between)."""
         self._ensure_started()
-        client = Client(types)
+        client = Client(types, self.queue_size)
         with self.lock:
             self.clients.add(client)
         return client
@@ -147,14 +148,14 @@ def relay_of(app: Any) -> Relay:
     return app.extensions["alarmq-relay"]  # type: ignore[no-any-return]
 
 
-def init_app(app: Any, conn: Redis) -> None:
+def init_app(app: Any, conn: Redis, queue_size: int = CLIENT_QUEUE) -> None:
     """Mount /ws on the app, with one relay for the process."""
     # No server pings: simple-websocket sends them from its own thread, and a
     # ping written while a handler is mid-way through a large frame corrupts
     # the stream (seen with a stalled client). The handler, the socket's only
     # writer, sends a {"type": "ping"} frame after KEEPALIVE idle seconds instead.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": None})
-    app.extensions["alarmq-relay"] = Relay(conn)
+    app.extensions["alarmq-relay"] = Relay(conn, queue_size)
     app.register_blueprint(bp)
     app.before_request(_check_before_upgrade)
     app.teardown_request(_forget_client)
@@ -205,6 +206,9 @@ def websocket(ws: Any) -> None:
             try:
                 event = client.queue.get(timeout=1.0)
             except queue.Empty:
+                if client.behind:  # it caught up with what was kept; say what it lost
+                    client.behind = False
+                    ws.send(json.dumps({"type": "resync", "id": last}))
                 if time.monotonic() - idle_since > KEEPALIVE:
                     ws.send(json.dumps({"type": "ping", "ts": time.time()}))
                     idle_since = time.monotonic()
