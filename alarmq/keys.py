@@ -101,3 +101,63 @@ def events_channel() -> str:
 def events_stream() -> str:
     """Return the capped stream that keeps recent events for replay."""
     return f"{PREFIX}:events:stream"
+
+
+def alarms_index() -> str:
+    """Return the set of every alarm id."""
+    return f"{PREFIX}:alarms"
+
+
+def alarm(alarm_id: str) -> str:
+    """Return the hash holding an alarm's spec, state and counters."""
+    return f"{PREFIX}:alarm:{alarm_id}"
+
+
+def alarm_results(alarm_id: str) -> str:
+    """Return the capped list of an alarm's recent results, newest first."""
+    return f"{PREFIX}:alarm:{alarm_id}:results"
+
+
+def alarm_flips(alarm_id: str) -> str:
+    """Return the capped list of an alarm's state changes, newest first."""
+    return f"{PREFIX}:alarm:{alarm_id}:flips"
+
+
+def alarm_notifications(alarm_id: str) -> str:
+    """Return the capped list of an alarm's notification attempts and outcomes, newest first."""
+    return f"{PREFIX}:alarm:{alarm_id}:notifications"
+
+
+def alarms_due() -> str:
+    """Return the sorted set of alarm ids by the time their next check is due."""
+    return f"{PREFIX}:alarms:due"
+
+
+def alarms_intervals() -> str:
+    """Return the hash of alarm id to check interval, read by the claim script."""
+    return f"{PREFIX}:alarms:intervals"
+
+
+def heartbeat_token(token: str) -> str:
+    """Return the key mapping a heartbeat's secret ping token to its alarm."""
+    return f"{PREFIX}:heartbeat:{token}"
+
+
+def metric(name: str) -> str:
+    """Return the capped list of a metric's recent samples, newest first."""
+    return f"{PREFIX}:metric:{name}"
+
+
+def metric_alarms(name: str) -> str:
+    """Return the set of threshold alarms that watch a metric."""
+    return f"{PREFIX}:metric:{name}:alarms"
+
+
+def channels_index() -> str:
+    """Return the set of every notification channel id."""
+    return f"{PREFIX}:channels"
+
+
+def channel(channel_id: str) -> str:
+    """Return the hash holding a notification channel's kind and config."""
+    return f"{PREFIX}:channel:{channel_id}"
