@@ -69,10 +69,9 @@ def test_event_ids_compare_in_stream_order() -> None:
 def test_a_full_client_queue_drops_only_that_clients_events() -> None:
     slow, fast = Client((), size=2), Client(("job.*",), size=100)
     for i in range(5):
-        event = {"id": f"{i}-0", "type": "job.queued", "ts": 0, "data": {}}
-        slow.offer(event)
-        fast.offer(event)
-    fast.offer({"id": "9-0", "type": "alarm.fired", "ts": 0, "data": {}})
+        slow.offer(f"{i}-0", "job.queued", "{}")
+        fast.offer(f"{i}-0", "job.queued", "{}")
+    fast.offer("9-0", "alarm.fired", "{}")
     assert slow.behind and slow.queue.qsize() == 2
     assert not fast.behind and fast.queue.qsize() == 5  # the alarm was filtered out
 
