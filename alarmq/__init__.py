@@ -6,7 +6,7 @@ is all a task module needs.
 
 from __future__ import annotations
 
-from alarmq.registry import schedule, task
+from alarmq.registry import check, schedule, task
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "schedule", "task"]
+__all__ = ["__version__", "check", "schedule", "task"]

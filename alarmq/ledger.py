@@ -19,7 +19,9 @@ CAP = 500
 OUTCOMES = ("enqueued", "started", "finished", "failed", "skipped", "missed")
 
 
-def record(conn: Redis, schedule_id: str, slot: str, at: float, outcome: str, **fields: Any) -> None:
+def record(
+    conn: Redis, schedule_id: str, slot: str, at: float, outcome: str, publish: bool = True, **fields: Any
+) -> None:
     """Write the record of one slot (replacing an earlier one for the same slot) and trim the ledger."""
     entry = {"slot": slot, "at": at, "time": _iso(at), "outcome": outcome, "updated": time.time(), **fields}
     with conn.pipeline(transaction=True) as pipe:
@@ -27,16 +29,17 @@ def record(conn: Redis, schedule_id: str, slot: str, at: float, outcome: str, **
         pipe.zadd(keys.schedule_ledger_order(schedule_id), {slot: at})
         pipe.execute()
     _trim(conn, schedule_id)
-    events.publish(conn, f"schedule.{outcome}", {"schedule": schedule_id, **entry})
+    if publish:
+        events.publish(conn, f"schedule.{outcome}", {"schedule": schedule_id, **entry})
 
 
-def update(conn: Redis, schedule_id: str, slot: str, outcome: str, **fields: Any) -> None:
+def update(conn: Redis, schedule_id: str, slot: str, outcome: str, publish: bool = True, **fields: Any) -> None:
     """Move an existing slot record to `outcome`, keeping what it already says."""
     raw = conn.hget(keys.schedule_ledger(schedule_id), slot)
     entry: dict[str, Any] = json.loads(cast(bytes, raw)) if raw else {"slot": slot, "at": time.time()}
     at = float(entry["at"])
     fields = {**{k: v for k, v in entry.items() if k not in ("outcome", "updated", "time", "slot", "at")}, **fields}
-    record(conn, schedule_id, slot, at, outcome, **fields)
+    record(conn, schedule_id, slot, at, outcome, publish, **fields)
 
 
 def read(

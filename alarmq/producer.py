@@ -167,7 +167,7 @@ class Producer:
             return
         reason = self._skip_reason(schedule, slot)
         if reason:
-            ledger.record(self.conn, sid, key, slot, "skipped", reason=reason)
+            ledger.record(self.conn, sid, key, slot, "skipped", not schedules.quiet(schedule), reason=reason)
             self.drop(job.id)
         else:
             self._enqueue(job, schedule, slot, now)
@@ -190,10 +190,12 @@ class Producer:
             self.conn.zrem(self.periodic.scheduled_jobs_key, job.id)
             return
         self.periodic.enqueue_job(job)
-        jobs.index(self.conn, job.id)
-        events.publish(self.conn, "job.queued", events.job_data(job, source="scheduler"))
+        loud = not schedules.quiet(schedule)
+        if loud:  # alarmq's every-second plumbing stays out of the job listing and the stream
+            jobs.index(self.conn, job.id)
+            events.publish(self.conn, "job.queued", events.job_data(job, source="scheduler"))
         extra = {"reason": reason} if reason else {}
-        ledger.record(self.conn, sid, str(slot), slot, "enqueued", job_id=job.id, **extra)
+        ledger.record(self.conn, sid, str(slot), slot, "enqueued", loud, job_id=job.id, **extra)
         self.conn.hset(keys.schedule(sid), mapping={"last_slot": slot, "last_job": job.id})
         self.lags_ms.append(max(0.0, (now - slot) * 1000))
 

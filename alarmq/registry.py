@@ -17,16 +17,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from alarmq import keys
 from alarmq.errors import ConfigError, Invalid, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-BUILTIN_MODULES = ("alarmq.tasks",)
+BUILTIN_MODULES = ("alarmq.tasks", "alarmq.engine")
 
 _TASKS: dict[str, Task] = {}
 _DECLARED: dict[str, dict[str, Any]] = {}
+_CHECKS: dict[str, Task] = {}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Task:
     timeout: int | None = None
     retries: int = 0
     retry_intervals: tuple[int, ...] = field(default=())
+    quiet: bool = False
 
     @property
     def path(self) -> str:
@@ -94,6 +97,7 @@ def task(
     retries: int = 0,
     retry_intervals: Iterable[int] = (),
     every: int | str | None = None,
+    quiet: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -108,11 +112,13 @@ def task(
     retries: int = 0,
     retry_intervals: Iterable[int] = (),
     every: int | str | None = None,
+    quiet: bool = False,
 ) -> F | Callable[[F], F]:
     """Register a function as a task that the API, CLI and schedules can enqueue.
 
     `every="30s"` also declares a schedule with the task's name that runs it
-    with its defaults; `schedule(...)` declares richer ones.
+    with its defaults; `schedule(...)` declares richer ones. `quiet=True`
+    keeps its runs out of the event stream (for alarmq's own plumbing).
     """
 
     def register(fn: F) -> F:
@@ -138,6 +144,7 @@ def task(
             timeout=timeout,
             retries=retries,
             retry_intervals=tuple(retry_intervals),
+            quiet=quiet,
         )
         if every is not None:
             schedule(public, task=public, interval=every)
@@ -152,6 +159,39 @@ def _tasks() -> dict[str, Task]:
     if any(m not in sys.modules for m in BUILTIN_MODULES):
         load()  # importing them registers the built-in tasks
     return _TASKS
+
+
+def check(func: F | None = None, /, *, name: str | None = None, description: str | None = None) -> Any:
+    """Register a function as a check that `task` alarms can run.
+
+    It returns True/False, or `(ok, value, message)`, or a dict with those keys.
+    """
+
+    def register(fn: F) -> F:
+        public = name or fn.__name__
+        if not NAME_RE.fullmatch(public):
+            raise ConfigError(f"check name {public!r} must be letters, digits, '_', '.' or '-' and start with a letter")
+        doc = inspect.getdoc(fn) or ""
+        _CHECKS[public] = Task(name=public, func=fn, description=description or (doc.splitlines()[0] if doc else ""),
+                               schema=schema_of(fn), queue=keys.SCHEDULED_QUEUE)  # fmt: skip
+        return fn
+
+    return register(func) if func is not None else register
+
+
+def get_check(name: object) -> Task:
+    """Return the check registered under `name`, or raise an error that lists the known ones."""
+    _tasks()
+    if not isinstance(name, str) or name not in _CHECKS:
+        known = ", ".join(sorted(_CHECKS)) or "none"
+        raise Invalid(f"config.check {name!r} is not a registered @check; registered checks: {known}")
+    return _CHECKS[name]
+
+
+def all_checks() -> list[Task]:
+    """Return every registered check, sorted by name."""
+    _tasks()
+    return [_CHECKS[n] for n in sorted(_CHECKS)]
 
 
 def schedule(schedule_id: str, *, task: str, **fields: Any) -> None:

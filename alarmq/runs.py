@@ -31,13 +31,14 @@ def run_slot(schedule_id: str, slot: str) -> Any:
         spec = schedules.load(conn, schedule_id)
     except NotFound:
         return {"skipped": "the schedule was deleted"}
-    ledger.update(conn, schedule_id, slot, "started", job_id=job.id, worker=job.worker_name)
+    loud = not schedules.quiet(spec)
+    ledger.update(conn, schedule_id, slot, "started", loud, job_id=job.id, worker=job.worker_name)
     try:
         result = registry.get(spec["task"]).func(**spec["kwargs"])
     except Exception as exc:
         ledger.update(conn, schedule_id, slot, "failed", error=f"{type(exc).__name__}: {exc}"[:300])
         raise
-    ledger.update(conn, schedule_id, slot, "finished")
+    ledger.update(conn, schedule_id, slot, "finished", loud)
     return result
 
 

@@ -77,6 +77,14 @@ def validate_spec(data: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def quiet(spec: dict[str, Any]) -> bool:
+    """Return True if the schedule runs a quiet task, whose routine runs stay out of the event stream."""
+    try:
+        return registry.get(spec["task"]).quiet
+    except Invalid:
+        return False
+
+
 def trigger(spec: dict[str, Any]) -> triggers.Trigger:
     """Return the trigger of a validated spec."""
     return triggers.Trigger(interval=spec["interval"], cron=spec["cron"], timezone=spec["timezone"])

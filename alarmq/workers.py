@@ -25,8 +25,9 @@ from rq import SimpleWorker, Worker
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
-from alarmq import events, jobs, keys, processes
+from alarmq import events, jobs, keys, processes, registry
 from alarmq.connection import Redis
+from alarmq.errors import Invalid
 from alarmq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,17 @@ class _AlarmqMixin:
 
     def prepare_job_execution(self, job: Job, *args: Any, **kwargs: Any) -> None:
         super().prepare_job_execution(job, *args, **kwargs)  # type: ignore[misc]
-        events.publish(self.connection, "job.started", events.job_data(job, worker=self.name))
+        if not _quiet(job):
+            events.publish(self.connection, "job.started", events.job_data(job, worker=self.name))
 
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         super().handle_job_success(job, queue, *args, **kwargs)  # type: ignore[misc]
-        events.publish(self.connection, "job.finished", events.job_data(job, result=_preview(job._result)))
+        if not _quiet(job):
+            events.publish(self.connection, "job.finished", events.job_data(job, result=_preview(job._result)))
 
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         super().handle_job_failure(job, queue, *args, **kwargs)  # type: ignore[misc]
+        # Failures of quiet jobs are still news.
         status = job.get_status(refresh=True)
         exc_string = kwargs.get("exc_string") or (args[1] if len(args) > 1 else "") or ""
         lines = [line for line in str(exc_string).strip().splitlines() if line.strip()]
@@ -139,6 +143,17 @@ _FAILURE_EVENTS = {
     JobStatus.QUEUED: "job.retrying",
     JobStatus.SCHEDULED: "job.retrying",
 }
+
+
+def _quiet(job: Job) -> bool:
+    """Return True for alarmq's own plumbing (every-second jobs) that stays out of the event stream."""
+    if job.meta.get("quiet"):
+        return True
+    name = job.meta.get("task")
+    try:
+        return isinstance(name, str) and registry.get(name).quiet
+    except Invalid:
+        return False
 
 
 def _preview(value: Any) -> Any:

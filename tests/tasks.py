@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alarmq import task
+from alarmq import check, task
 
 _LEAK: list[bytes] = []
 
@@ -35,3 +35,13 @@ def tally(name: str) -> int:
     job = get_current_job()
     assert job is not None
     return int(job.connection.hincrby(f"test:tally:{name}", str(job.meta.get("slot")), 1))
+
+
+DISK = {"used": 0.0}
+
+
+@check
+def disk_ok(limit: float = 90.0) -> tuple[bool, float, str]:
+    """Judge a pretend disk whose fill level the tests set in DISK."""
+    used = DISK["used"]
+    return used <= limit, used, f"disk at {used:g}%"

@@ -101,7 +101,7 @@ def test_declared_schedule_syncs_and_edits_become_overrides_until_reset(
     client: FlaskClient, redis: redis_py.Redis, declared: None
 ) -> None:
     report = schedules.sync_declared(redis, time.time())
-    assert report["created"] == ["report"]
+    assert report["created"] == ["check_alarms", "report"]  # alarmq's own, and the test's
     assert schedules.sync_declared(redis, time.time()) == {"created": [], "updated": [], "removed": []}
     shown = client.get("/api/v1/schedules/report", headers=AUTH).get_json()
     assert (shown["source"], shown["interval"], shown["overridden"]) == ("code", 300, [])
@@ -123,7 +123,7 @@ def test_removed_declaration_disappears_but_api_schedules_stay(
     post(client, "/schedules", TICK)
     registry._DECLARED.pop("report")
     assert schedules.sync_declared(redis, time.time())["removed"] == ["report"]
-    assert [s["id"] for s in schedules.list_all(redis)] == ["tick"]
+    assert [s["id"] for s in schedules.list_all(redis)] == ["check_alarms", "tick"]
 
 
 def test_reset_of_an_api_schedule_is_409(client: FlaskClient) -> None:
@@ -204,4 +204,4 @@ def test_scheduler_status_without_a_scheduler_and_reload(client: FlaskClient, de
     status = client.get("/api/v1/scheduler", headers=AUTH).get_json()
     assert status == {"leader": None, "standbys": [], "last_tick": None, "tick_ms": None, "lag_ms": None}
     code, report = post(client, "/scheduler/reload")
-    assert code == 202 and report["created"] == ["report"]
+    assert code == 202 and report["created"] == ["check_alarms", "report"]

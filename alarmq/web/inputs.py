@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from flask import request
@@ -50,3 +51,23 @@ def cursor_arg() -> float | None:
     if not math.isfinite(value):
         raise Invalid("cursor must be the next_cursor of a previous page")
     return value
+
+
+def until(body: dict[str, Any], now: float, longest: float) -> float:
+    """Return the end time of `{"seconds": n}` or `{"until": ISO 8601 | Unix seconds}`, or raise Invalid."""
+    if "seconds" in body:
+        seconds = body["seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= longest:
+            raise Invalid(f"seconds must be a number from 1 to {longest:g}, got {seconds!r}")
+        return now + seconds
+    end = body.get("until")
+    if isinstance(end, (int, float)) and not isinstance(end, bool) and now < end <= now + longest:
+        return float(end)
+    if isinstance(end, str):
+        try:
+            parsed = datetime.fromisoformat(end)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None and now < parsed.timestamp() <= now + longest:
+            return parsed.timestamp()
+    raise Invalid(f"until must be a future time with a zone, like '2026-12-05T08:00:00+01:00', got {end!r}")

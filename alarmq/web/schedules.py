@@ -106,27 +106,8 @@ def pause_schedule(schedule_id: str) -> Response:
     unknown = sorted(set(body) - {"seconds", "until"})
     if unknown or len(body) != 1:
         raise Invalid("send exactly one of seconds (a number) or until (ISO 8601 time or Unix seconds)")
-    until = _until(body, now)
+    until = inputs.until(body, now, MAX_PAUSE)
     return jsonify(_shown(schedules.pause(redis_of(current_app), schedule_id, until, now)))
-
-
-def _until(body: dict[str, Any], now: float) -> float:
-    if "seconds" in body:
-        seconds = body["seconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_PAUSE:
-            raise Invalid(f"seconds must be a number from 1 to {MAX_PAUSE}, got {seconds!r}")
-        return now + seconds
-    until = body["until"]
-    if isinstance(until, (int, float)) and not isinstance(until, bool) and now < until <= now + MAX_PAUSE:
-        return float(until)
-    if isinstance(until, str):
-        try:
-            parsed = datetime.fromisoformat(until)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None and now < parsed.timestamp() <= now + MAX_PAUSE:
-            return parsed.timestamp()
-    raise Invalid(f"until must be a future time with a zone, like '2026-12-05T08:00:00+01:00', got {until!r}")
 
 
 @bp.post("/schedules/<schedule_id>/resume")
