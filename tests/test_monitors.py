@@ -94,7 +94,9 @@ def test_http_alarm_fires_on_down_slow_and_wrong_body_and_resolves(
     assert shown["uptime"]["24h"] == pytest.approx(1 / 3, abs=1e-5)
 
 
-def test_tcp_alarm_sees_a_listener_open_and_closed(client: FlaskClient, redis: redis_py.Redis, settings: Settings) -> None:
+def test_tcp_alarm_sees_a_listener_open_and_closed(
+    client: FlaskClient, redis: redis_py.Redis, settings: Settings
+) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -124,11 +126,10 @@ def test_heartbeat_fires_without_pings_and_recovers_on_the_next(
     assert client.post("/api/v1/heartbeats/not-a-token").status_code == 404
 
 
-def test_threshold_fires_above_and_resolves_below_the_recover_bound(
-    client: FlaskClient, redis: redis_py.Redis
-) -> None:
+def test_threshold_fires_above_and_resolves_below_the_recover_bound(client: FlaskClient, redis: redis_py.Redis) -> None:
     make(client, id="cpu", kind="threshold", failures_to_fire=2,
          config={"metric": "cpu.load", "above": 90, "recover": 70})  # fmt: skip
+
     def push(value: float) -> None:
         assert client.post("/api/v1/metrics/cpu.load", json={"value": value}, headers=AUTH).status_code == 202
 
@@ -210,7 +211,9 @@ def test_ack_and_silence(client: FlaskClient, redis: redis_py.Redis, settings: S
         "alarm.acked", "alarm.silenced", "alarm.silenced"]  # fmt: skip
 
 
-def test_disable_enable_and_check_now(client: FlaskClient, redis: redis_py.Redis, settings: Settings, target: str, run_jobs) -> None:  # type: ignore[no-untyped-def]
+def test_disable_enable_and_check_now(
+    client: FlaskClient, redis: redis_py.Redis, settings: Settings, target: str, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
     make(client, id="home", kind="http", interval=3600, config={"url": target})
     assert redis.zscore(keys.alarms_due(), "home") is not None
     assert client.post("/api/v1/alarms/home/disable", headers=AUTH).get_json()["state"] == "disabled"
@@ -261,3 +264,21 @@ def test_changing_the_interval_takes_effect_at_once(client: FlaskClient, redis: 
     client.patch("/api/v1/alarms/home", json={"interval": 5}, headers=AUTH)
     assert redis.zscore(keys.alarms_due(), "home") <= time.time()  # due now
     assert redis.hget(keys.alarms_intervals(), "home") == b"5"
+
+
+@pytest.mark.slow
+def test_a_down_target_is_firing_within_one_interval_with_real_processes(
+    client: FlaskClient, redis: redis_py.Redis, processes: Any, target: str
+) -> None:
+    from tests.conftest import wait_for
+
+    processes.start("scheduler")
+    processes.start("worker", "--concurrency", "2")
+    make(client, id="home", kind="http", interval=1, config={"url": target, "timeout": 1})
+    wait_for(lambda: state(client, "home") == "ok", timeout=15, what="the first check")
+    Target.mode = "down"
+    went_down = time.time()
+    wait_for(lambda: state(client, "home") == "firing", timeout=10, what="the alarm to fire")
+    assert time.time() - went_down < 1 + 1.5  # one interval plus a second, with a little room for CI
+    fired = events.read(redis, "0-0", 500, ("alarm.fired",))
+    assert [e["data"]["id"] for e in fired] == ["home"]
