@@ -26,15 +26,21 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(processes: Pr
             return False
 
     wait_for(up, timeout=20, what="the web process")
-    # Every check on the job and task routes. The schedule routes take cron
-    # expressions, zones and times whose validity no JSON Schema can state, so
+    # Every check on the job and task routes. The schedule, alarm and channel
+    # routes take cron expressions, zones, times and per-kind configs whose
+    # validity no JSON Schema can state, so
     # schemathesis's "valid data must be accepted" check would flag them; they
     # get every check that a response can fail (server errors, status codes,
     # content types, response schemas and headers).
     core = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
     runs = [
-        ["--checks", "all", "--exclude-path-regex", "/schedule"],
-        ["--checks", f"{core},response_headers_conformance", "--include-path-regex", "/schedule"],
+        ["--checks", "all", "--exclude-path-regex", "/schedule|/channel|/alarm|/heartbeat|/metric"],
+        [
+            "--checks",
+            f"{core},response_headers_conformance",
+            "--include-path-regex",
+            "/schedule|/channel|/alarm|/heartbeat|/metric",
+        ],
     ]
     for selection in runs:
         result = subprocess.run(

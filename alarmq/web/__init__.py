@@ -33,11 +33,12 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
         "token": auth.load_token(settings),
     }
 
-    from alarmq.web import alarms, api, relay, schedules
+    from alarmq.web import alarms, api, channels, relay, schedules
 
     app.register_blueprint(api.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(alarms.bp)
+    app.register_blueprint(channels.bp)
     relay.init_app(app, app.extensions[EXTENSION]["redis"], settings.ws_queue)
     _mount_rq_dashboard(app, settings)
     app.register_error_handler(AlarmqError, _alarmq_error)

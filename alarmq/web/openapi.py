@@ -4,45 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from alarmq import __version__, events, jobs, ledger, monitors, registry, schedules, triggers
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "The body is not JSON or not an object",
-        401: "No token, or an unknown one",
-        404: "No such thing",
-        409: "Wrong state for this action",
-        413: "Body too large",
-        415: "Body is not application/json",
-        422: "A field has a wrong value",
-        503: "Redis is not reachable",
-    }
-    return {str(c): {"description": text[c], "content": {"application/json": {"schema": _ERROR}}} for c in codes}
-
-
-def _ok(code: int, schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {str(code): {"description": description, "content": {"application/json": {"schema": schema}}}}
-
-
-_CURSOR = {
-    "name": "cursor",
-    "in": "query",
-    "description": "The next_cursor of the previous page",
-    "schema": {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,9})?$"},
-}
-
-
-def _limit(high: int) -> dict[str, Any]:
-    return {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": high}}
-
+from alarmq import __version__, events, jobs, ledger, registry, schedules, triggers
+from alarmq.web.openapi_alarms import CHANNEL_SCHEMA, alarm_paths, channel_paths
+from alarmq.web.openapi_common import _CURSOR, _READ, _WRITE, _errors, _limit, _ok
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _JOB = {"$ref": "#/components/schemas/Job"}
-_READ = (401, 503)
-_WRITE = (400, 401, 413, 415, 422, 503)
 
 
 def _new_job(task: registry.Task) -> dict[str, Any]:
@@ -175,65 +142,6 @@ def _schedule_paths() -> dict[str, Any]:
     }  # fmt: skip
 
 
-_ALARM_ID = {"name": "alarm_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_OBJECT = {"type": "object"}
-
-
-def _alarm_paths() -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["id", "kind"],
-        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
-                       "kind": {"type": "string", "enum": list(monitors.KINDS)},
-                       "interval": {"type": "integer", "minimum": 1, "maximum": 86400}, "config": _OBJECT,
-                       "failures_to_fire": {"type": "integer", "minimum": 1},
-                       "recoveries_to_resolve": {"type": "integer", "minimum": 1},
-                       "keep_firing_for": {"type": "number", "minimum": 0},
-                       "channels": {"type": "array", "items": {"type": "string"}},
-                       "repeat_every": {"type": "integer", "minimum": 0}, "enabled": {"type": "boolean"},
-                       "description": {"type": "string"}}}}}}  # fmt: skip
-    paths: dict[str, Any] = {
-        "/alarms": {
-            "get": {"summary": "Every alarm with its state", "responses": {**_ok(200, _OBJECT), **_errors(*_READ)}},
-            "post": {"summary": "Create an alarm (a heartbeat answers with its ping_url)", "requestBody": body,
-                     "responses": {**_ok(201, _OBJECT, "Created"), **_errors(409, *_WRITE)}},
-        },
-        "/alarms/{alarm_id}": {
-            "get": {"summary": "One alarm: state, last_result, since, uptime", "parameters": [_ALARM_ID],
-                    "responses": {**_ok(200, _OBJECT), **_errors(404, *_READ)}},
-            "patch": {"summary": "Change fields", "parameters": [_ALARM_ID],
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
-                      "responses": {**_ok(200, _OBJECT), **_errors(404, 409, *_WRITE)}},
-            "delete": {"summary": "Delete an alarm and its history", "parameters": [_ALARM_ID],
-                       "responses": {"204": {"description": "Deleted"}, **_errors(404, *_READ)}},
-        },
-    }  # fmt: skip
-    for action in ("ack", "silence", "unsilence", "check", "enable", "disable"):
-        op: dict[str, Any] = {"summary": f"{action.capitalize()} the alarm", "parameters": [_ALARM_ID],
-                              "responses": {**_ok(202 if action == "check" else 200, _OBJECT),
-                                            **_errors(404, 409, 422, *_READ)}}  # fmt: skip
-        if action == "silence":
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _OBJECT}}}
-            op["responses"].update(_errors(400, 415))
-        paths[f"/alarms/{{alarm_id}}/{action}"] = {"post": op}
-    for log in ("results", "flips", "notifications"):
-        paths[f"/alarms/{{alarm_id}}/{log}"] = {"get": {
-            "summary": f"Recent {log}, newest first", "parameters": [_ALARM_ID, _limit(1000)],
-            "responses": {**_ok(200, _OBJECT), **_errors(404, 422, *_READ)}}}  # fmt: skip
-    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-    for path, what in (("/heartbeats/{token}", "a ping"), ("/heartbeats/{token}/fail", "a failure")):
-        op = {"summary": f"Record {what} (no token: the URL is the secret)", "security": [], "parameters": [token],
-              "responses": {**_ok(200, _OBJECT), **_errors(404, 503)}}  # fmt: skip
-        paths[path] = {"get": op, "post": op}
-    paths["/metrics/{name}"] = {"post": {
-        "summary": "Push a metric sample {value, ts?}; threshold alarms on it are judged at once",
-        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["value"], "additionalProperties": False,
-            "properties": {"value": {"type": "number"}, "ts": {"type": "number"}}}}}},
-        "responses": {**_ok(202, _OBJECT), **_errors(*_WRITE)}}}  # fmt: skip
-    return paths
-
-
 def spec() -> dict[str, Any]:
     """Return the OpenAPI document for /api/v1."""
     return {
@@ -347,7 +255,8 @@ def spec() -> dict[str, Any]:
                 }
             },
             **_schedule_paths(),
-            **_alarm_paths(),
+            **alarm_paths(),
+            **channel_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -371,6 +280,7 @@ def spec() -> dict[str, Any]:
                         "timeout": {"type": ["integer", "null"]},
                     },
                 },
+                **CHANNEL_SCHEMA,
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "status", "url"],
