@@ -353,5 +353,8 @@ def status(as_json: bool) -> None:
     click.echo("queues:    " + ", ".join(f"{q}={n}" for q, n in report["queues"].items()))
 
 
+# The alarms group lives in its own module; importing it adds `alarmq alarms` to main.
+import alarmq.cli_alarms  # noqa: E402
+
 # The schedules group lives in its own module; importing it adds `alarmq schedules` to main.
 import alarmq.cli_schedules  # noqa: E402, F401
