@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import redis
 
-from alarmq import alarms, events, keys, registry
+from alarmq import alarms, channels, events, keys, registry
 from alarmq.alarms import Flip, Result, Rules, State
 from alarmq.connection import Redis
 from alarmq.errors import Conflict, Invalid, NotFound
@@ -144,12 +144,7 @@ def validate_spec(conn: Redis, data: dict[str, Any]) -> dict[str, Any]:
     kind = data.get("kind")
     if kind not in KINDS:
         raise Invalid(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    channels = data.get("channels", [])
-    if not isinstance(channels, list) or not all(isinstance(ch, str) for ch in channels):
-        raise Invalid("channels must be a list of channel ids")
-    for ch in channels:
-        if not conn.exists(keys.channel(ch)):
-            raise Invalid(f"channels names {ch!r}, which does not exist; create it with POST /api/v1/channels")
+    channel_ids = channels.check_ids(conn, data.get("channels", []))
     default_interval = 60
     spec = {
         "name": _text("name", data.get("name", "-"), 200),
@@ -161,7 +156,7 @@ def validate_spec(conn: Redis, data: dict[str, Any]) -> dict[str, Any]:
             "recoveries_to_resolve", data.get("recoveries_to_resolve", 1), 1, 1000, whole=True
         ),
         "keep_firing_for": number("keep_firing_for", data.get("keep_firing_for", 0), 0, 86400),
-        "channels": channels,
+        "channels": channel_ids,
         "repeat_every": number("repeat_every", data.get("repeat_every", 3600), 0, 30 * 86400, whole=True),
         "enabled": data.get("enabled", True),
         "description": data.get("description", ""),
@@ -237,15 +232,20 @@ def create(conn: Redis, data: dict[str, Any], now: float) -> dict[str, Any]:
     if token:
         fields["ping_token"] = token
         fields["last_ping"] = now  # the period starts now, not at the epoch
-    if not conn.hsetnx(keys.alarm(alarm_id), "spec", fields["spec"]):
-        raise Conflict(f"alarm {alarm_id!r} exists; PATCH it or DELETE it first")
     with conn.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.alarm(alarm_id), mapping=cast(Any, fields))
-        pipe.sadd(keys.alarms_index(), alarm_id)
-        _index(pipe, alarm_id, spec, now)
-        if token:
-            pipe.set(keys.heartbeat_token(token), alarm_id)
-        pipe.execute()
+        try:
+            pipe.watch(keys.alarm(alarm_id))  # type: ignore[no-untyped-call]
+            if pipe.exists(keys.alarm(alarm_id)):
+                raise Conflict(f"alarm {alarm_id!r} exists; change it or delete it first")
+            pipe.multi()
+            pipe.hset(keys.alarm(alarm_id), mapping=cast(Any, fields))
+            pipe.sadd(keys.alarms_index(), alarm_id)
+            _index(pipe, alarm_id, spec, now)
+            if token:
+                pipe.set(keys.heartbeat_token(token), alarm_id)
+            pipe.execute()
+        except redis.exceptions.WatchError:
+            raise Conflict(f"alarm {alarm_id!r} was just created by someone else") from None
     events.publish(conn, "alarm.changed", {"id": alarm_id, "change": "created"})
     return load(conn, alarm_id)
 
@@ -279,11 +279,17 @@ def patch(conn: Redis, alarm_id: str, changes: dict[str, Any], now: float) -> di
             return alarms.disable(state, now)
         return state, None
 
-    _transact(conn, alarm_id, change, now, spec=spec)
+    coming_back = spec["enabled"] and not current["enabled"]
+    # A heartbeat's period starts again when it comes back, instead of firing
+    # at once for the pings it could not get while it was off.
+    extra = {"last_ping": now} if coming_back and spec["kind"] == "heartbeat" else None
+    _transact(conn, alarm_id, change, now, spec=spec, extra=extra)
+    # Only a new interval or coming back makes the alarm due now; a rename does not.
+    due = None if coming_back or spec["interval"] != current["interval"] else conn.zscore(keys.alarms_due(), alarm_id)
     with conn.pipeline(transaction=True) as pipe:
         if current["kind"] == "threshold":
             pipe.srem(keys.metric_alarms(current["config"]["metric"]), alarm_id)
-        _index(pipe, alarm_id, spec, now)
+        _index(pipe, alarm_id, spec, now, None if due is None else float(due))
         pipe.execute()
     events.publish(conn, "alarm.changed", {"id": alarm_id, "change": "updated", "fields": sorted(changes)})
     return load(conn, alarm_id)
@@ -374,11 +380,17 @@ def act(conn: Redis, alarm_id: str, action: str, now: float, **options: Any) -> 
     extra: dict[str, Any] = {}
     change: Any = lambda s: (s, None)  # noqa: E731
     if action == "ack":
-        if load(conn, alarm_id)["state"] != "firing":
-            raise Conflict(f"alarm {alarm_id} is not firing; there is nothing to acknowledge")
-        change = lambda s: (alarms.acknowledge(s), None)  # noqa: E731
+
+        def change(state: State) -> tuple[State, Flip | None]:
+            # Judged inside the compare-and-set: the alarm may resolve meanwhile.
+            if state.state != "firing":
+                raise Conflict(f"alarm {alarm_id} is not firing; there is nothing to acknowledge")
+            return alarms.acknowledge(state), None
+
         event = "alarm.acked"
     elif action == "silence":
+        if options["until"] <= now:
+            raise Invalid("a silence must end in the future")
         extra = {"silenced_until": options["until"], "silence_reason": options.get("reason") or ""}
         event = "alarm.silenced"
     elif action == "unsilence":

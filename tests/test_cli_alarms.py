@@ -209,7 +209,7 @@ def test_channels_are_named_on_add_and_cleared_on_set(runner: CliRunner, redis: 
     channels.create(redis, {"id": "ops", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}})
     ok(runner, "add", "home", "tcp", "--host", "127.0.0.1", "--port", "9", "--channel", "ops", "--repeat-every", "0")
     assert (monitors.load(redis, "home")["channels"], monitors.load(redis, "home")["repeat_every"]) == (["ops"], 0)
-    assert_one_line_error(cli(runner, "set", "home", "--channel", "nope"), 2, "channels names 'nope'")
+    assert_one_line_error(cli(runner, "set", "home", "--channel", "nope"), 2, "channels[0] 'nope' is not a channel")
     ok(runner, "set", "home", "--no-channels")
     assert monitors.load(redis, "home")["channels"] == []
 
@@ -222,7 +222,7 @@ def test_channels_are_named_on_add_and_cleared_on_set(runner: CliRunner, redis: 
         (["x", "http", "--config", '["http://a"]'], "--config must be a JSON object"),
         (["x", "http", "--config", '{"url": "ftp://x"}'], "config.url must start with http:// or https://"),
         (["x", "http", "--config", '{"url": "http://x", "colour": 1}'], "config has no field 'colour'"),
-        (["x", "http", "--url", "http://x", "--channel", "nope"], "channels names 'nope'"),
+        (["x", "http", "--url", "http://x", "--channel", "nope"], "channels[0] 'nope' is not a channel"),
         (["x", "tcp", "--url", "http://x"], "--url is for http alarms; a tcp alarm takes --host, --port, --timeout"),
         (["x", "queue", "--period", "1h"], "--period is for heartbeat alarms; use --config for queue"),
         (["x", "tcp", "--host", "h", "--port", "70000"], "config.port must be"),

@@ -182,7 +182,10 @@ def test_task_alarm_runs_a_registered_check(client: FlaskClient, redis: redis_py
         ({"id": "x", "kind": "task", "config": {"check": "os.system"}}, "not a registered @check"),
         ({"id": "x", "kind": "queue", "config": {"check": "vibes"}}, "config.check must be one of"),
         ({"id": "x", "kind": "tcp", "interval": 0, "config": {"host": "h", "port": 1}}, "interval must be"),
-        ({"id": "x", "kind": "tcp", "channels": ["nope"], "config": {"host": "h", "port": 1}}, "channels names 'nope'"),
+        (
+            {"id": "x", "kind": "tcp", "channels": ["nope"], "config": {"host": "h", "port": 1}},
+            "channels[0] 'nope' is not a channel",
+        ),
         ({"id": "X!", "kind": "tcp", "config": {"host": "h", "port": 1}}, "id must be"),
     ],
 )
@@ -282,3 +285,27 @@ def test_a_down_target_is_firing_within_one_interval_with_real_processes(
     assert time.time() - went_down < 1 + 1.5  # one interval plus a second, with a little room for CI
     fired = events.read(redis, "0-0", 500, ("alarm.fired",))
     assert [e["data"]["id"] for e in fired] == ["home"]
+
+
+def test_renaming_does_not_reschedule_but_a_new_interval_does(client: FlaskClient, redis: redis_py.Redis) -> None:
+    make(client, id="home", kind="tcp", interval=3600, config={"host": "127.0.0.1", "port": 9})
+    engine.claim_due(redis, time.time() + 1)
+    due = redis.zscore(keys.alarms_due(), "home")
+    client.patch("/api/v1/alarms/home", json={"name": "Home page"}, headers=AUTH)
+    assert redis.zscore(keys.alarms_due(), "home") == due
+
+
+def test_a_heartbeat_coming_back_starts_a_fresh_period(
+    client: FlaskClient, redis: redis_py.Redis, settings: Settings
+) -> None:
+    make(client, id="backup", kind="heartbeat", enabled=False, config={"period": 60})
+    redis.hset(keys.alarm("backup"), "last_ping", time.time() - 3600)
+    client.post("/api/v1/alarms/backup/enable", headers=AUTH)
+    check(redis, settings, "backup")
+    assert state(client, "backup") == "ok"
+
+
+def test_silence_must_end_in_the_future(client: FlaskClient, redis: redis_py.Redis) -> None:
+    make(client, id="db", kind="tcp", config={"host": "127.0.0.1", "port": 9})
+    with pytest.raises(Exception, match="must end in the future"):
+        monitors.act(redis, "db", "silence", time.time(), until=time.time() - 1)
