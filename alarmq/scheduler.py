@@ -158,7 +158,7 @@ class SchedulerProcess:
             if full:
                 self.producer.reconcile_all(now)
             self.producer.reconcile_dirty(now)
-            self.producer.process_due(now)
+            self.producer.process_due(now, self.lease.hold)
             if self.retries.acquire_locks():  # type: ignore[no-untyped-call]
                 self.retries.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
             if reap:
