@@ -12,7 +12,6 @@ with compare-and-set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -159,11 +158,3 @@ def notification_due(
     if repeating and (last_sent is None or now - last_sent >= repeat_every):
         return "repeat"
     return None
-
-
-def uptime(results: Sequence[Result], now: float, window: float) -> float | None:
-    """Return the share of passing results in the last `window` seconds (None without results)."""
-    recent = [r for r in results if now - r.at <= window]
-    if not recent:
-        return None
-    return round(sum(r.ok for r in recent) / len(recent), 6)

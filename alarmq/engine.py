@@ -11,6 +11,7 @@ on any number of machines share the batches.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -27,6 +28,9 @@ from alarmq.registry import task
 from alarmq.settings import Settings
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: 10,000 lines a minute at 10,000 alarms.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 BATCH = 50
 CLAIM_LIMIT = 10_000
@@ -61,7 +65,7 @@ def claim_due(conn: Redis, now: float, limit: int = CLAIM_LIMIT) -> list[tuple[s
 def enqueue_batches(conn: Redis, claimed: list[tuple[str, float]]) -> list[Job]:
     """Enqueue one run_checks job per batch of claimed alarms."""
     batches = []
-    q = jobs.queue(conn, keys.SCHEDULED_QUEUE)
+    q = jobs.queue(conn, keys.CHECKS_QUEUE)
     for start in range(0, len(claimed), BATCH):
         chunk = claimed[start : start + BATCH]
         args = ([a for a, _ in chunk], [d for _, d in chunk])
@@ -99,33 +103,30 @@ def check_batch(
             continue  # deleted since it was claimed
     started = time.time()
     lags = [round((started - d) * 1000, 3) for d in (due or [])]
-    with httpx.Client() as strict, httpx.Client(verify=False) as lax, \
-            ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(loaded)))) as pool:  # fmt: skip
 
-        def one(alarm: dict[str, Any]) -> Result | None:
-            if not alarm["enabled"]:
-                return None
-            client = strict if alarm["config"].get("verify_tls", True) else lax
-            try:
-                return checks.run(conn, alarm, time.time(), client)
-            except Exception as exc:  # one broken check must not sink the batch
-                log.exception("alarm %s: check crashed", alarm["id"])
-                return Result(ok=False, at=time.time(), message=f"check crashed: {type(exc).__name__}")
+    def one(alarm: dict[str, Any]) -> Result | None:
+        if not alarm["enabled"]:
+            return None
+        try:
+            return checks.run(conn, alarm, time.time(), _client(alarm["config"].get("verify_tls", True)))
+        except Exception as exc:  # one broken check must not sink the batch
+            log.exception("alarm %s: check crashed", alarm["id"])
+            return Result(ok=False, at=time.time(), message=f"check crashed: {type(exc).__name__}")
 
-        results = list(pool.map(one, loaded))
+    results = list(_pool().map(one, loaded))
     flips = 0
     for alarm, result in zip(loaded, results, strict=True):
         if result is None:
             continue
-        if apply(conn, settings, alarm["id"], result):
+        if apply(conn, settings, alarm["id"], result, alarm):
             flips += 1
     return {"checked": sum(r is not None for r in results), "flips": flips, "lag_ms": lags}
 
 
-def apply(conn: Redis, settings: Settings, alarm_id: str, result: Result) -> bool:
+def apply(conn: Redis, settings: Settings, alarm_id: str, result: Result, loaded: dict[str, Any] | None = None) -> bool:
     """Record one result; notify the alarm's channels if it fired, resolved or must repeat; True if it flipped."""
     try:
-        alarm, flip, notify = monitors.record(conn, alarm_id, result, result.at)
+        alarm, flip, notify = monitors.record(conn, alarm_id, result, result.at, loaded)
     except NotFound:
         return False
     if notify and alarm["channels"]:
@@ -135,10 +136,30 @@ def apply(conn: Redis, settings: Settings, alarm_id: str, result: Result) -> boo
     return flip is not None
 
 
+# One HTTP client of each kind and one thread pool per worker process, made
+# after the fork: a TLS client loads the CA bundle (~20 ms of CPU) when built,
+# which per batch was a quarter of the workers' CPU (measured by bench/alarms.py).
+_shared: dict[str, Any] = {}
+
+
+def _client(verify: bool) -> httpx.Client:
+    key = f"{os.getpid()}:client:{verify}"
+    if key not in _shared:
+        _shared[key] = httpx.Client(verify=verify, limits=httpx.Limits(max_connections=MAX_THREADS))
+    return _shared[key]  # type: ignore[no-any-return]
+
+
+def _pool() -> ThreadPoolExecutor:
+    key = f"{os.getpid()}:pool"
+    if key not in _shared:
+        _shared[key] = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="alarmq-check")
+    return _shared[key]  # type: ignore[no-any-return]
+
+
 def check_now(conn: Redis, alarm_id: str) -> Job:
     """Enqueue a check of one alarm right away."""
     monitors.load(conn, alarm_id)
-    return jobs.queue(conn, keys.SCHEDULED_QUEUE).enqueue_call(
+    return jobs.queue(conn, keys.CHECKS_QUEUE).enqueue_call(
         run_checks, args=([alarm_id],), timeout=120, result_ttl=60, meta={"task": "run_checks"}
     )
 

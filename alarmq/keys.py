@@ -14,8 +14,8 @@ SCHEDULED_QUEUE = "scheduled"
 DEFAULT_QUEUE = "default"
 """Everything else."""
 
-WORKER_QUEUES = (SCHEDULED_QUEUE, DEFAULT_QUEUE)
-"""The queues a worker listens on, in priority order."""
+WORKER_QUEUES = (SCHEDULED_QUEUE, "checks", DEFAULT_QUEUE)
+"""The queues a worker listens on, in priority order (CHECKS_QUEUE is "checks")."""
 
 
 def jobs_index() -> str:
@@ -161,3 +161,33 @@ def channels_index() -> str:
 def channel(channel_id: str) -> str:
     """Return the hash holding a notification channel's kind and config."""
     return f"{PREFIX}:channel:{channel_id}"
+
+
+def tokens() -> str:
+    """Return the hash of named API tokens: name to JSON {role, hash, salt, id, created_at}; never the token."""
+    return f"{PREFIX}:tokens"
+
+
+def tokens_last_used() -> str:
+    """Return the hash of token name to when it last authenticated (kept apart so a use never rewrites the record)."""
+    return f"{PREFIX}:tokens:last-used"
+
+
+def session(session_id: str) -> str:
+    """Return the key that keeps a login session alive until it expires or logs out."""
+    return f"{PREFIX}:session:{session_id}"
+
+
+def audit_log() -> str:
+    """Return the capped stream of audit entries: who changed what, when, before and after."""
+    return f"{PREFIX}:audit"
+
+
+CHECKS_QUEUE = "checks"
+"""Alarm check batches: served after scheduled runs (so the every-second claim never waits
+behind a backlog of batches) and before ad-hoc jobs."""
+
+
+def alarm_uptime(alarm_id: str) -> str:
+    """Return the hash of an alarm's hourly pass/total counters, for uptime over 30 days."""
+    return f"{PREFIX}:alarm:{alarm_id}:uptime"

@@ -27,7 +27,7 @@ KINDS = ("http", "tcp", "heartbeat", "threshold", "queue", "task")
 QUEUE_CHECKS = ("depth", "failed_growth", "no_worker", "scheduler_stale", "schedule_missing")
 FIELDS = ("name", "kind", "interval", "config", "failures_to_fire", "recoveries_to_resolve", "keep_firing_for",
           "channels", "repeat_every", "enabled", "description")  # fmt: skip
-RESULTS_CAP = 1000
+RESULTS_CAP = 100  # recent results for charts; 108 bytes each, so 10,000 alarms keep ~110 MB
 FLIPS_CAP = 500
 CAS_ATTEMPTS = 20
 
@@ -300,7 +300,7 @@ def delete(conn: Redis, alarm_id: str) -> None:
     current = load(conn, alarm_id)
     with conn.pipeline(transaction=True) as pipe:
         pipe.delete(keys.alarm(alarm_id), keys.alarm_results(alarm_id), keys.alarm_flips(alarm_id),
-                    keys.alarm_notifications(alarm_id))  # fmt: skip
+                    keys.alarm_notifications(alarm_id), keys.alarm_uptime(alarm_id))  # fmt: skip
         pipe.srem(keys.alarms_index(), alarm_id)
         pipe.zrem(keys.alarms_due(), alarm_id)
         pipe.hdel(keys.alarms_intervals(), alarm_id)
@@ -352,6 +352,11 @@ def _transact(
                 if result is not None:
                     pipe.lpush(keys.alarm_results(alarm_id), json.dumps(result.to_dict()))
                     pipe.ltrim(keys.alarm_results(alarm_id), 0, RESULTS_CAP - 1)
+                    # Uptime over 30 days from hourly counters: the capped result
+                    # list holds too little history, and 30 days of it too much memory.
+                    hour = int(result.at // 3600)
+                    pipe.hincrby(keys.alarm_uptime(alarm_id), f"{hour}:n", 1)
+                    pipe.hincrby(keys.alarm_uptime(alarm_id), f"{hour}:ok", int(result.ok))
                 if flip is not None:
                     pipe.lpush(keys.alarm_flips(alarm_id), json.dumps(flip.to_dict()))
                     pipe.ltrim(keys.alarm_flips(alarm_id), 0, FLIPS_CAP - 1)
@@ -362,9 +367,15 @@ def _transact(
     raise Conflict(f"alarm {alarm_id} is being changed by someone else; try again")
 
 
-def record(conn: Redis, alarm_id: str, result: Result, now: float) -> tuple[dict[str, Any], Flip | None, str | None]:
-    """Apply one check result: store it, move the state machine, decide on a notification; publish events."""
-    alarm_now = load(conn, alarm_id)
+def record(
+    conn: Redis, alarm_id: str, result: Result, now: float, loaded: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], Flip | None, str | None]:
+    """Apply one check result: store it, move the state machine, decide on a notification; publish events.
+
+    `loaded` saves a read when the caller has the alarm; its rules are used,
+    while the state is re-read under WATCH as always.
+    """
+    alarm_now = loaded or load(conn, alarm_id)
     alarm, flip, notify = _transact(
         conn, alarm_id, lambda s: alarms.evaluate(rules(alarm_now), s, result), now, result=result
     )
@@ -405,6 +416,25 @@ def act(conn: Redis, alarm_id: str, action: str, now: float, **options: Any) -> 
     return load(conn, alarm_id)
 
 
+def uptime(conn: Redis, alarm_id: str, now: float) -> dict[str, float | None]:
+    """Return the share of passing checks over 24 h, 7 d and 30 d, from hourly counters; drop older hours."""
+    raw = cast(dict[bytes, bytes], conn.hgetall(keys.alarm_uptime(alarm_id)))
+    counts: dict[int, dict[str, int]] = {}
+    for field, value in raw.items():
+        hour, _, kind = field.decode().partition(":")
+        counts.setdefault(int(hour), {})[kind] = int(value)
+    current = int(now // 3600)
+    stale = [f"{h}:{k}" for h, c in counts.items() if current - h > 31 * 24 for k in c]
+    if stale:
+        conn.hdel(keys.alarm_uptime(alarm_id), *stale)
+    shares: dict[str, float | None] = {}
+    for name, hours in (("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)):
+        window = [c for h, c in counts.items() if current - h < hours]
+        total = sum(c.get("n", 0) for c in window)
+        shares[name] = round(sum(c.get("ok", 0) for c in window) / total, 6) if total else None
+    return shares
+
+
 def history(conn: Redis, key: str, limit: int) -> list[dict[str, Any]]:
     """Return the newest `limit` entries of a capped JSON list."""
     return [json.loads(e) for e in cast(list[bytes], conn.lrange(key, 0, limit - 1))]
@@ -413,9 +443,7 @@ def history(conn: Redis, key: str, limit: int) -> list[dict[str, Any]]:
 def describe(conn: Redis, alarm: dict[str, Any], now: float) -> dict[str, Any]:
     """Return the alarm as the API shows it, with uptime and its ping URL."""
     shown = dict(alarm)
-    results = [Result(**r) for r in history(conn, keys.alarm_results(alarm["id"]), RESULTS_CAP)]
-    shown["uptime"] = {w: alarms.uptime(results, now, s) for w, s in (("24h", 86400), ("7d", 7 * 86400),
-                                                                        ("30d", 30 * 86400))}  # fmt: skip
+    shown["uptime"] = uptime(conn, alarm["id"], now)
     shown["silenced"] = bool(alarm["silenced_until"] and alarm["silenced_until"] > now)
     if alarm["ping_token"]:
         shown["ping_url"] = f"/api/v1/heartbeats/{alarm['ping_token']}"

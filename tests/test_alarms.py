@@ -12,7 +12,6 @@ from alarmq.alarms import (
     enable,
     evaluate,
     notification_due,
-    uptime,
 )
 
 
@@ -84,9 +83,3 @@ def test_ack_stops_repeats_until_resolved() -> None:
 def test_silence_holds_back_every_notification() -> None:
     state, flips = run(Rules(), [False])
     assert notification_due(flips[0], state, silenced=True, last_sent=None, repeat_every=60, now=0) is None
-
-
-def test_uptime_is_the_share_of_passing_results_in_the_window() -> None:
-    results = [Result(ok=i % 4 != 0, at=i * 3600.0) for i in range(48)]
-    assert uptime(results, now=47 * 3600, window=24 * 3600) == 0.76
-    assert uptime(results, now=10**9, window=3600) is None

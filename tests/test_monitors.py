@@ -309,3 +309,14 @@ def test_silence_must_end_in_the_future(client: FlaskClient, redis: redis_py.Red
     make(client, id="db", kind="tcp", config={"host": "127.0.0.1", "port": 9})
     with pytest.raises(Exception, match="must end in the future"):
         monitors.act(redis, "db", "silence", time.time(), until=time.time() - 1)
+
+
+def test_uptime_comes_from_hourly_counters_over_30_days(client: FlaskClient, redis: redis_py.Redis) -> None:
+    make(client, id="db", kind="tcp", config={"host": "127.0.0.1", "port": 9})
+    now = time.time()
+    for days_ago, ok in ((40, False), (3, False), (3, True), (0, True)):
+        at = now - days_ago * 86400
+        monitors.record(redis, "db", Result(ok=ok, at=at, message="x"), at)
+    assert monitors.uptime(redis, "db", now) == {"24h": 1.0, "7d": pytest.approx(2 / 3, abs=1e-5),
+                                                 "30d": pytest.approx(2 / 3, abs=1e-5)}  # fmt: skip
+    assert len(redis.hgetall(keys.alarm_uptime("db"))) == 6  # the 40-day-old hour was dropped
