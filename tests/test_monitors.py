@@ -319,4 +319,4 @@ def test_uptime_comes_from_hourly_counters_over_30_days(client: FlaskClient, red
         monitors.record(redis, "db", Result(ok=ok, at=at, message="x"), at)
     assert monitors.uptime(redis, "db", now) == {"24h": 1.0, "7d": pytest.approx(2 / 3, abs=1e-5),
                                                  "30d": pytest.approx(2 / 3, abs=1e-5)}  # fmt: skip
-    assert len(redis.hgetall(keys.alarm_uptime("db"))) == 6  # the 40-day-old hour was dropped
+    assert len(redis.hgetall(keys.alarm_uptime("db"))) == 4  # two hours kept; the 40-day-old one dropped
