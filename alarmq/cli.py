@@ -77,6 +77,34 @@ def _redis(settings: Settings) -> Any:
     return conn
 
 
+def who() -> str:
+    """Return the OS user running the command, as the audit log names them."""
+    import getpass
+    import os
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry and no $USER
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def audited(
+    conn: Any, action: str, target: str, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:  # fmt: skip
+    """Record a change made from the shell in the audit log (via "cli", who = the OS user)."""
+    from alarmq import audit
+
+    audit.record(conn, who(), action, target, before, after, reason, via="cli")
+
+
+def snapshot(conn: Any, target: str) -> dict[str, Any] | None:
+    """Return `kind:id` as the audit log keeps it (before a change), or None."""
+    from alarmq import audit
+
+    return audit.snapshot(conn, target)
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -244,6 +272,7 @@ def enqueue(
     conn = _redis(settings)
     kwargs = _parse_kwargs(registry.get(task), args)
     job = jobs.enqueue(conn, settings, task, kwargs, queue_name=queue, timeout=timeout, retries=retries, source="cli")
+    audited(conn, "job.enqueue", f"job:{job.id}", None, snapshot(conn, f"job:{job.id}"))
     if not wait:
         click.echo(job.id)
         return
@@ -294,7 +323,10 @@ def cancel(job_id: str) -> None:
     """Cancel a waiting job or stop a running one."""
     from alarmq import jobs
 
-    jobs.cancel(_redis(_settings()), job_id)
+    conn = _redis(_settings())
+    before = snapshot(conn, f"job:{job_id}")
+    jobs.cancel(conn, job_id)
+    audited(conn, "job.cancel", f"job:{job_id}", before, snapshot(conn, f"job:{job_id}"))
     click.echo(f"{job_id}: cancel requested")
 
 
@@ -305,7 +337,10 @@ def requeue(job_id: str) -> None:
     """Requeue a failed, stopped or canceled job."""
     from alarmq import jobs
 
-    jobs.requeue(_redis(_settings()), job_id)
+    conn = _redis(_settings())
+    before = snapshot(conn, f"job:{job_id}")
+    jobs.requeue(conn, job_id)
+    audited(conn, "job.requeue", f"job:{job_id}", before, snapshot(conn, f"job:{job_id}"))
     click.echo(f"{job_id}: requeued")
 
 
@@ -316,7 +351,10 @@ def delete(job_id: str) -> None:
     """Delete a job that is not running."""
     from alarmq import jobs
 
-    jobs.delete(_redis(_settings()), job_id)
+    conn = _redis(_settings())
+    before = snapshot(conn, f"job:{job_id}")
+    jobs.delete(conn, job_id)
+    audited(conn, "job.delete", f"job:{job_id}", before, snapshot(conn, f"job:{job_id}"))
     click.echo(f"{job_id}: deleted")
 
 
@@ -357,4 +395,7 @@ def status(as_json: bool) -> None:
 import alarmq.cli_alarms  # noqa: E402
 
 # The schedules group lives in its own module; importing it adds `alarmq schedules` to main.
-import alarmq.cli_schedules  # noqa: E402, F401
+import alarmq.cli_schedules  # noqa: E402
+
+# The tokens group lives in its own module; importing it adds `alarmq tokens` to main.
+import alarmq.cli_tokens  # noqa: E402, F401

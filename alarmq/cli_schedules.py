@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from alarmq import registry, schedules, triggers
-from alarmq.cli import F, _echo_json, _iso, _parse_kwargs, _redis, _settings, main, translate_errors
+from alarmq.cli import F, _echo_json, _iso, _parse_kwargs, _redis, _settings, audited, main, snapshot, translate_errors
 from alarmq.connection import Redis
 from alarmq.errors import Invalid
 from alarmq.settings import Settings
@@ -167,6 +167,7 @@ def add(
         data["enabled"] = False
     now = time.time()
     created = schedules.create(conn, data, now)
+    audited(conn, "schedule.create", f"schedule:{schedule_id}", None, snapshot(conn, f"schedule:{schedule_id}"))
     click.echo(f"{schedule_id}: created; {_summary(created, now)}")
 
 
@@ -191,7 +192,9 @@ def set_cmd(
     if not changes:
         raise Invalid("nothing to change; give an option such as --cron or --every, or key=value arguments")
     now = time.time()
+    before = snapshot(conn, f"schedule:{schedule_id}")
     changed = schedules.patch(conn, schedule_id, changes, now)
+    audited(conn, "schedule.update", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
     click.echo(f"{schedule_id}: updated; {_summary(changed, now)}")
 
 
@@ -202,7 +205,10 @@ def enable(schedule_id: str) -> None:
     """Turn schedule ID on."""
     _, conn = _connect()
     now = time.time()
-    click.echo(f"{schedule_id}: {_summary(schedules.patch(conn, schedule_id, {'enabled': True}, now), now)}")
+    before = snapshot(conn, f"schedule:{schedule_id}")
+    changed = schedules.patch(conn, schedule_id, {"enabled": True}, now)
+    audited(conn, "schedule.enable", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
+    click.echo(f"{schedule_id}: {_summary(changed, now)}")
 
 
 @schedules_cmd.command()
@@ -212,7 +218,10 @@ def disable(schedule_id: str) -> None:
     """Turn schedule ID off (its slots are skipped)."""
     _, conn = _connect()
     now = time.time()
-    click.echo(f"{schedule_id}: {_summary(schedules.patch(conn, schedule_id, {'enabled': False}, now), now)}")
+    before = snapshot(conn, f"schedule:{schedule_id}")
+    changed = schedules.patch(conn, schedule_id, {"enabled": False}, now)
+    audited(conn, "schedule.disable", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
+    click.echo(f"{schedule_id}: {_summary(changed, now)}")
 
 
 def _pause_end(duration: str | None, until: str | None, now: float) -> float:
@@ -248,7 +257,10 @@ def pause(schedule_id: str, duration: str | None, until: str | None) -> None:
     """Skip the slots of schedule ID for a while."""
     _, conn = _connect()
     now = time.time()
-    paused = schedules.pause(conn, schedule_id, _pause_end(duration, until, now), now)
+    end = _pause_end(duration, until, now)
+    before = snapshot(conn, f"schedule:{schedule_id}")
+    paused = schedules.pause(conn, schedule_id, end, now)
+    audited(conn, "schedule.pause", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
     click.echo(f"{schedule_id}: {_summary(paused, now)}")
 
 
@@ -259,7 +271,10 @@ def resume(schedule_id: str) -> None:
     """End the pause of schedule ID now."""
     _, conn = _connect()
     now = time.time()
-    click.echo(f"{schedule_id}: {_summary(schedules.resume(conn, schedule_id, now), now)}")
+    before = snapshot(conn, f"schedule:{schedule_id}")
+    resumed = schedules.resume(conn, schedule_id, now)
+    audited(conn, "schedule.resume", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
+    click.echo(f"{schedule_id}: {_summary(resumed, now)}")
 
 
 @schedules_cmd.command()
@@ -269,7 +284,10 @@ def reset(schedule_id: str) -> None:
     """Drop every override; return ID to its code."""
     _, conn = _connect()
     now = time.time()
-    click.echo(f"{schedule_id}: reset; {_summary(schedules.reset(conn, schedule_id, now), now)}")
+    before = snapshot(conn, f"schedule:{schedule_id}")
+    done = schedules.reset(conn, schedule_id, now)
+    audited(conn, "schedule.reset", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
+    click.echo(f"{schedule_id}: reset; {_summary(done, now)}")
 
 
 @schedules_cmd.command(name="rm")
@@ -278,7 +296,9 @@ def reset(schedule_id: str) -> None:
 def rm_cmd(schedule_id: str) -> None:
     """Delete schedule ID and its run history."""
     _, conn = _connect()
+    before = snapshot(conn, f"schedule:{schedule_id}")
     schedules.delete(conn, schedule_id)
+    audited(conn, "schedule.delete", f"schedule:{schedule_id}", before, None)
     click.echo(f"{schedule_id}: deleted")
 
 
@@ -290,7 +310,9 @@ def run_cmd(schedule_id: str) -> None:
     from alarmq import runs
 
     settings, conn = _connect()
+    before = snapshot(conn, f"schedule:{schedule_id}")
     job = runs.enqueue_now(conn, settings, schedules.load(conn, schedule_id), time.time(), "run now")
+    audited(conn, "schedule.run", f"schedule:{schedule_id}", before, snapshot(conn, f"schedule:{schedule_id}"))
     click.echo(job.id)
 
 

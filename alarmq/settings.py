@@ -98,6 +98,13 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     """ALARMQ_MAX_BODY_BYTES: the largest request body the API reads."""
 
+    secret_key: str | None = field(default=None, repr=False)
+    """ALARMQ_SECRET_KEY: signs the login session cookie. Unset: generated once into the
+    data dir (`secret-key`); set it when web processes on several hosts must agree."""
+
+    session_cookie_secure: bool = False
+    """ALARMQ_SESSION_COOKIE_SECURE: send the session cookie over HTTPS only (set it behind TLS)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment)."""
@@ -127,6 +134,8 @@ class Settings:
             redis_server=_text(env, "ALARMQ_REDIS_SERVER", None),
             redis_pool_size=_number(env, "ALARMQ_REDIS_POOL_SIZE", d.redis_pool_size, 2, 100000),
             max_body_bytes=_number(env, "ALARMQ_MAX_BODY_BYTES", d.max_body_bytes, 1024, 64 * 1024 * 1024),
+            secret_key=_secret_key(env),
+            session_cookie_secure=_flag(env, "ALARMQ_SESSION_COOKIE_SECURE", d.session_cookie_secure),
         )
         if settings.redis_url is not None and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
@@ -162,6 +171,11 @@ class Settings:
         """Return where `alarmq up` keeps a generated admin token."""
         return self.data_dir / "api-token"
 
+    @property
+    def secret_key_file(self) -> Path:
+        """Return where a generated session signing key is kept (when ALARMQ_SECRET_KEY is unset)."""
+        return self.data_dir / "secret-key"
+
 
 def _text(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     value = env.get(name, "").strip()
@@ -173,6 +187,13 @@ def _token(env: Mapping[str, str]) -> str | None:
     if token is not None and len(token) < 16:
         raise ConfigError("ALARMQ_API_TOKEN must be at least 16 characters; leave it unset to have one generated")
     return token
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    key = _text(env, "ALARMQ_SECRET_KEY", None)
+    if key is not None and len(key) < 32:
+        raise ConfigError("ALARMQ_SECRET_KEY must be at least 32 characters; leave it unset to have one generated")
+    return key
 
 
 def _parse(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], accepts: str) -> T:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from alarmq import auth, connection, registry
@@ -26,6 +25,16 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
     registry.load(settings.task_modules)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # The login cookie: signed with a key every web process shares, unreadable by scripts,
+    # not sent on cross-site subrequests or POSTs.
+    app.config.update(
+        SECRET_KEY=auth.ensure_secret_key(settings),
+        SESSION_COOKIE_NAME="alarmq_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_TTL,
+    )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = {
         "settings": settings,
@@ -33,12 +42,15 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
         "token": auth.load_token(settings),
     }
 
-    from alarmq.web import alarms, api, channels, relay, schedules
+    from alarmq.web import access, admin, alarms, api, channels, login, relay, schedules
 
+    access.init_app(app)  # first: every other before_request runs with the request authenticated
     app.register_blueprint(api.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(alarms.bp)
     app.register_blueprint(channels.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(login.bp)
     relay.init_app(app, app.extensions[EXTENSION]["redis"], settings.ws_queue)
     _mount_rq_dashboard(app, settings)
     app.register_error_handler(AlarmqError, _alarmq_error)
@@ -60,22 +72,21 @@ def redis_of(app: Flask) -> Redis:
 
 
 def require_token(app: Flask) -> auth.Principal:
-    """Authenticate the current request by its bearer token (or basic password for browsers)."""
-    presented = auth.bearer(request.headers.get("Authorization")) or _basic_password()
-    principal = auth.check_token(app.extensions[EXTENSION]["token"], presented)
-    g.principal = principal
+    """Return who made the current request (bearer token, basic password or login cookie), or raise Unauthorized."""
+    from alarmq.web.access import current_principal
+
+    return current_principal(app)
+
+
+def require_role(app: Flask, role: str) -> auth.Principal:
+    """Return who made the current request if they have `role` or higher, else raise Forbidden.
+
+    Every route already gets the role its method implies (alarmq.web.access); this is for a route
+    that needs more, such as a GET that shows something only admins may see.
+    """
+    principal = require_token(app)
+    principal.require(role)
     return principal
-
-
-def _basic_password() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:], validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return decoded.partition(":")[2] or None
 
 
 def _mount_rq_dashboard(app: Flask, settings: Settings) -> None:
@@ -86,21 +97,8 @@ def _mount_rq_dashboard(app: Flask, settings: Settings) -> None:
     rq_dashboard.web.config.serializer = JSONSerializer
     rq_dashboard.web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/rq")
-
-    # An app-level hook: the blueprint is a module-level singleton, so a hook
-    # on it would break the second create_app() (tests build several apps).
-    @app.before_request
-    def _guard_rq_dashboard() -> Response | None:
-        if request.blueprint != "rq_dashboard":
-            return None
-        try:
-            require_token(app)
-        except AlarmqError as exc:
-            response = jsonify(error=exc.message)
-            response.status_code = exc.status
-            response.headers["WWW-Authenticate"] = 'Basic realm="alarmq rq-dashboard"'
-            return response
-        return None
+    # Who may see it, and who may change anything through it, is decided by
+    # alarmq.web.access like for every other route: viewers get it read-only.
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> tuple[Response, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alarmq import __version__, events, jobs, ledger, registry, schedules, triggers
+from alarmq.web.openapi_access import access_paths, with_forbidden
 from alarmq.web.openapi_alarms import CHANNEL_SCHEMA, alarm_paths, channel_paths
 from alarmq.web.openapi_common import _CURSOR, _READ, _WRITE, _errors, _limit, _ok
 
@@ -144,7 +145,7 @@ def _schedule_paths() -> dict[str, Any]:
 
 def spec() -> dict[str, Any]:
     """Return the OpenAPI document for /api/v1."""
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "alarmq", "version": __version__, "description": "Jobs and alarms on RQ and Redis."},
         "servers": [{"url": "/api/v1"}],
@@ -257,6 +258,7 @@ def spec() -> dict[str, Any]:
             **_schedule_paths(),
             **alarm_paths(),
             **channel_paths(),
+            **access_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -308,3 +310,5 @@ def spec() -> dict[str, Any]:
             },
         },
     }
+    with_forbidden(document["paths"])
+    return document

@@ -11,6 +11,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "The body is not JSON or not an object",
         401: "No token, or an unknown one",
+        403: "The token's role may not do this, or a cookie request lacks its CSRF token",
         404: "No such thing",
         409: "Wrong state for this action",
         413: "Body too large",
