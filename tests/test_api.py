@@ -29,7 +29,7 @@ def test_health_needs_no_token_and_reports_redis_and_queues(client: FlaskClient)
     assert response.status_code == 200
     body = response.get_json()
     assert body["redis"]["ok"] is True
-    assert body["queues"] == {"default": 0, "scheduled": 0}
+    assert body["queues"] == {"checks": 0, "default": 0, "scheduled": 0}
     assert body["status"] == "degraded"  # no worker and no scheduler in this test
     assert body["scheduler"]["alive"] is False
 

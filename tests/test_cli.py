@@ -105,7 +105,7 @@ def test_tasks_and_status(runner: CliRunner) -> None:
     status = runner.invoke(main, ["status"])
     assert status.exit_code == 0
     assert "status:    degraded" in status.output
-    assert "queues:    default=0, scheduled=0" in status.output
+    assert "queues:    checks=0, default=0, scheduled=0" in status.output
 
 
 @pytest.mark.slow

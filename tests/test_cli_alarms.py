@@ -86,7 +86,7 @@ def test_add_check_show_and_list_follow_a_target_going_down(
     assert (stored["name"], stored["state"], stored["channels"], stored["enabled"]) == ("home", "unknown", [], True)
 
     job_id = ok(runner, "check", "home").strip()
-    assert redis.lrange(f"rq:queue:{keys.SCHEDULED_QUEUE}", 0, -1) == [job_id.encode()]
+    assert redis.lrange(f"rq:queue:{keys.CHECKS_QUEUE}", 0, -1) == [job_id.encode()]
     run_jobs()
     shown = json.loads(ok(runner, "show", "home"))
     assert (shown["id"], shown["state"], shown["last_result"]["ok"]) == ("home", "ok", True)
@@ -271,7 +271,7 @@ def test_adding_an_existing_id_exits_4_and_keeps_the_first(runner: CliRunner, re
 def test_commands_on_a_missing_alarm_exit_3(runner: CliRunner, redis: redis_py.Redis, args: list[str]) -> None:
     assert_one_line_error(cli(runner, *args), 3, "no alarm 'ghost'")
     assert redis.keys("alarmq:alarm*") == []
-    assert not redis.exists(f"rq:queue:{keys.SCHEDULED_QUEUE}")
+    assert not redis.exists(f"rq:queue:{keys.CHECKS_QUEUE}")
 
 
 def test_results_and_flips_list_newest_first(
