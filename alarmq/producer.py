@@ -153,22 +153,86 @@ class Producer:
         """
         due = cast(list[tuple[bytes, float]], self.conn.zrangebyscore(
             self.periodic.scheduled_jobs_key, 0, int(now), withscores=True))  # fmt: skip
-        for n, (member, _) in enumerate(due):
+        if not due:
+            return 0
+        ids = [m.decode() for m, _ in due]
+        try:
+            fetched = Job.fetch_many(ids, connection=self.conn, serializer=jobs.SERIALIZER)
+        except Exception:  # a job another client wrote with pickle: fall back to one by one
+            fetched = [self._fetch(job_id) for job_id in ids]
+        ours: list[Job] = []
+        for job_id, job in zip(ids, fetched, strict=True):
+            if job is None:
+                self.conn.zrem(self.periodic.scheduled_jobs_key, job_id)
+            elif "schedule" not in job.meta:
+                self.periodic.enqueue_job(job)  # a plain rq-scheduler job: move it as rq-scheduler would
+            else:
+                ours.append(job)
+        # First the time-critical part, for every slot that plainly runs: claim
+        # and enqueue them all in two round trips. The bookkeeping (ledger,
+        # events, next slot) follows slot by slot (measured: ~3 ms a slot).
+        enqueued = self._enqueue_runnable(ours, now)
+        for n, job in enumerate(ours):
             if still_leading is not None and n and n % 50 == 0 and not still_leading():
                 return n  # the lease went to another scheduler: it carries on from here
-            job_id = member.decode()
-            try:
-                job = Job.fetch(job_id, connection=self.conn, serializer=jobs.SERIALIZER)
-            except Exception:  # NoSuchJobError, or a job another client wrote with pickle
-                job = None
-            if job is None or "schedule" not in job.meta:
-                if job is not None:
-                    self.periodic.enqueue_job(job)  # a plain rq-scheduler job: move it as rq-scheduler would
-                else:
-                    self.conn.zrem(self.periodic.scheduled_jobs_key, job_id)
-                continue
-            self._decide(job, int(job.meta["slot"]), now)
+            slot = int(job.meta["slot"])
+            if job.id in enqueued:
+                schedule = schedules.load(self.conn, job.meta["schedule"])
+                self._record_enqueued(job, schedule, slot, enqueued[job.id])
+                self._register_next(schedule, slot)
+            else:
+                self._decide(job, slot, now)
         return len(due)
+
+    def _fetch(self, job_id: str) -> Job | None:
+        try:
+            return Job.fetch(job_id, connection=self.conn, serializer=jobs.SERIALIZER)
+        except Exception:  # NoSuchJobError, or a job another client wrote with pickle
+            return None
+
+    def _enqueue_runnable(self, due: list[Job], now: float) -> dict[str, float]:
+        """Claim and enqueue, in one go, the due slots that plainly run; return their ids and enqueue times."""
+        sids = sorted({job.meta["schedule"] for job in due})
+        with self.conn.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hgetall(keys.schedule(sid))
+            raws = pipe.execute()
+        loaded = {sid: schedules.decode(sid, raw) for sid, raw in zip(sids, raws, strict=True) if raw}
+        last_jobs = [s["last_job"] for s in loaded.values() if s["last_job"]]
+        with self.conn.pipeline(transaction=False) as pipe:
+            for job_id in last_jobs:
+                pipe.hget(f"rq:job:{job_id}", "status")
+            statuses = dict(zip(last_jobs, pipe.execute(), strict=True))
+        runnable: list[Job] = []
+        taken: set[str] = set()
+        for job in sorted(due, key=lambda j: int(j.meta["slot"])):
+            schedule = loaded.get(job.meta["schedule"])
+            slot = int(job.meta["slot"])
+            if schedule is None or schedule["id"] in taken or now - slot > GRACE:
+                continue  # gone, a later slot of one already taken, or late: the careful path decides
+            busy = statuses.get(schedule["last_job"])
+            if self._skip_reason(schedule, slot, busy=busy is not None and busy.decode() in _BUSY):
+                continue
+            runnable.append(job)
+            taken.add(schedule["id"])  # one run per schedule per pass; the overlap rule sees it next
+        if not runnable:
+            return {}
+        with self.conn.pipeline(transaction=False) as pipe:
+            for job in runnable:
+                pipe.set(keys.slot_enqueued(job.meta["schedule"], str(job.meta["slot"])), job.id, nx=True, ex=CLAIM_TTL)
+            claims = pipe.execute()
+        with self.conn.pipeline(transaction=True) as pipe:
+            claimed = []
+            for job, won in zip(runnable, claims, strict=True):
+                pipe.zrem(self.periodic.scheduled_jobs_key, job.id)
+                if won:  # #312: whoever else enqueues this slot finds it claimed
+                    # The step RQ's own scheduler uses to move due jobs in a
+                    # pipeline; enqueue_job() would WATCH dependencies per job.
+                    jobs.queue(self.conn, job.origin)._enqueue_job(job, pipeline=pipe)
+                    claimed.append(job.id)
+            pipe.execute()
+        at = time.time()
+        return dict.fromkeys(claimed, at)
 
     def _decide(self, job: Job, slot: int, now: float) -> None:
         sid = job.meta["schedule"]
@@ -200,12 +264,13 @@ class Producer:
             self._enqueue(job, schedule, slot, now)
         self._register_next(schedule, slot)
 
-    def _skip_reason(self, schedule: dict[str, Any], slot: int) -> str | None:
+    def _skip_reason(self, schedule: dict[str, Any], slot: int, busy: bool | None = None) -> str | None:
         if not schedule["enabled"]:
             return "disabled"
         if schedule["paused_until"] and slot < schedule["paused_until"]:
             return "paused"
-        if schedule["overlap"] == "skip" and schedule["last_job"] and _busy(self.conn, schedule["last_job"]):
+        running = schedule["last_job"] and (busy if busy is not None else _busy(self.conn, schedule["last_job"]))
+        if schedule["overlap"] == "skip" and running:
             return f"overlap: the run {schedule['last_job']} is still going"
         return None
 
@@ -217,6 +282,13 @@ class Producer:
             self.conn.zrem(self.periodic.scheduled_jobs_key, job.id)
             return
         self.periodic.enqueue_job(job)
+        self._record_enqueued(job, schedule, slot, time.time(), reason)
+
+    def _record_enqueued(
+        self, job: Job, schedule: dict[str, Any], slot: int, at: float, reason: str | None = None
+    ) -> None:
+        """Write the bookkeeping of an enqueued slot: listing, event, ledger, last run, lag."""
+        sid = schedule["id"]
         loud = not schedules.quiet(schedule)
         if loud:  # alarmq's every-second plumbing stays out of the job listing and the stream
             jobs.index(self.conn, job.id)
@@ -224,7 +296,7 @@ class Producer:
         extra = {"reason": reason} if reason else {}
         ledger.record(self.conn, sid, str(slot), slot, "enqueued", loud, job_id=job.id, **extra)
         self.conn.hset(keys.schedule(sid), mapping={"last_slot": slot, "last_job": job.id})
-        self.lags_ms.append(max(0.0, (time.time() - slot) * 1000))  # at the enqueue, not the tick's start
+        self.lags_ms.append(max(0.0, (at - slot) * 1000))  # at the enqueue, not the tick's start
 
     def _enqueue_now(self, schedule: dict[str, Any], now: float, reason: str) -> None:
         slot = int(now)

@@ -98,10 +98,11 @@ def load(conn: Redis, schedule_id: str) -> dict[str, Any]:
     raw = cast(dict[bytes, bytes], conn.hgetall(keys.schedule(schedule_id)))
     if not raw or b"spec" not in raw:
         raise NotFound(f"no schedule {schedule_id!r}")
-    return _decode(schedule_id, raw)
+    return decode(schedule_id, raw)
 
 
-def _decode(schedule_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
+def decode(schedule_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """Return a schedule from its raw Redis hash."""
     state = {k.decode(): v.decode() for k, v in raw.items()}
     spec = json.loads(state["spec"])
     declared = json.loads(state["declared"]) if state.get("declared") else None
@@ -131,7 +132,7 @@ def list_all(conn: Redis) -> list[dict[str, Any]]:
         for sid in ids:
             pipe.hgetall(keys.schedule(sid))
         raws = pipe.execute()
-    return [_decode(sid, raw) for sid, raw in zip(ids, raws, strict=True) if raw and b"spec" in raw]
+    return [decode(sid, raw) for sid, raw in zip(ids, raws, strict=True) if raw and b"spec" in raw]
 
 
 def describe(schedule: dict[str, Any], now: float) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _update(conn: Redis, schedule_id: str, change: Callable[[dict[str, Any] | No
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]
                 raw = cast(dict[bytes, bytes], pipe.hgetall(key))
-                current = _decode(schedule_id, raw) if raw and b"spec" in raw else None
+                current = decode(schedule_id, raw) if raw and b"spec" in raw else None
                 fields = change(current)
                 if fields is None:
                     pipe.unwatch()
