@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
         "token": auth.load_token(settings),
     }
 
-    from alarmq.web import access, admin, alarms, api, channels, login, relay, schedules
+    from alarmq.web import access, admin, alarms, api, channels, dashboard, login, relay, schedules
 
     access.init_app(app)  # first: every other before_request runs with the request authenticated
     app.register_blueprint(api.bp)
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, conn: Redis | None = None) -> F
     app.register_blueprint(channels.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(login.bp)
+    app.register_blueprint(dashboard.bp)
     relay.init_app(app, app.extensions[EXTENSION]["redis"], settings.ws_queue)
     _mount_rq_dashboard(app, settings)
     app.register_error_handler(AlarmqError, _alarmq_error)
