@@ -394,6 +394,9 @@ def status(as_json: bool) -> None:
 # The alarms group lives in its own module; importing it adds `alarmq alarms` to main.
 import alarmq.cli_alarms  # noqa: E402
 
+# The channels group lives in its own module; importing it adds `alarmq channels` to main.
+import alarmq.cli_channels  # noqa: E402
+
 # The schedules group lives in its own module; importing it adds `alarmq schedules` to main.
 import alarmq.cli_schedules  # noqa: E402
 
