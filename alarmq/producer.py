@@ -31,6 +31,8 @@ GRACE = 10
 
 CLAIM_TTL = 7 * 86400
 FULL_RECONCILE_EVERY = 30.0
+LOOK_AGAIN = 0.25
+"""How often a long pass of bookkeeping looks for slots that came due meanwhile."""
 _BUSY = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -151,10 +153,43 @@ class Producer:
         `still_leading` renews the leader lease every few slots, so a long tick
         (a thousand slots due at once) does not let a standby take over mid-way.
         """
+        work = deque(self._due_jobs(now))
+        if not work:
+            return 0
+        seen = {job.id for job in work}
+        # First the time-critical part, for every slot that plainly runs: claim
+        # and enqueue them all in two round trips. The bookkeeping (ledger,
+        # events, next slot) follows slot by slot (measured: ~1.3 ms a slot).
+        enqueued = self._enqueue_runnable(list(work), now)
+        done = 0
+        next_look = time.time() + LOOK_AGAIN
+        while work:
+            if still_leading is not None and done and done % 50 == 0 and not still_leading():
+                return done  # the lease went to another scheduler: it carries on from here
+            if time.time() >= next_look:
+                # Slots that came due during a long bookkeeping pass go out first.
+                next_look = time.time() + LOOK_AGAIN
+                fresh = [job for job in self._due_jobs(time.time()) if job.id not in seen]
+                seen.update(job.id for job in fresh)
+                enqueued.update(self._enqueue_runnable(fresh, time.time()))
+                work.extend(fresh)
+            job = work.popleft()
+            done += 1
+            slot = int(job.meta["slot"])
+            if job.id in enqueued:
+                schedule = schedules.load(self.conn, job.meta["schedule"])
+                self._record_enqueued(job, schedule, slot, enqueued[job.id])
+                self._register_next(schedule, slot)
+            else:
+                self._decide(job, slot, now)
+        return done
+
+    def _due_jobs(self, now: float) -> list[Job]:
+        """Return the schedule jobs due at `now`; move plain rq-scheduler jobs and drop vanished ones."""
         due = cast(list[tuple[bytes, float]], self.conn.zrangebyscore(
             self.periodic.scheduled_jobs_key, 0, int(now), withscores=True))  # fmt: skip
         if not due:
-            return 0
+            return []
         ids = [m.decode() for m, _ in due]
         try:
             fetched = Job.fetch_many(ids, connection=self.conn, serializer=jobs.SERIALIZER)
@@ -168,21 +203,7 @@ class Producer:
                 self.periodic.enqueue_job(job)  # a plain rq-scheduler job: move it as rq-scheduler would
             else:
                 ours.append(job)
-        # First the time-critical part, for every slot that plainly runs: claim
-        # and enqueue them all in two round trips. The bookkeeping (ledger,
-        # events, next slot) follows slot by slot (measured: ~3 ms a slot).
-        enqueued = self._enqueue_runnable(ours, now)
-        for n, job in enumerate(ours):
-            if still_leading is not None and n and n % 50 == 0 and not still_leading():
-                return n  # the lease went to another scheduler: it carries on from here
-            slot = int(job.meta["slot"])
-            if job.id in enqueued:
-                schedule = schedules.load(self.conn, job.meta["schedule"])
-                self._record_enqueued(job, schedule, slot, enqueued[job.id])
-                self._register_next(schedule, slot)
-            else:
-                self._decide(job, slot, now)
-        return len(due)
+        return ours
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
