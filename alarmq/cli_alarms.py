@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from alarmq import engine, keys, monitors, registry, triggers
-from alarmq.cli import CLIError, F, _echo_json, _iso, _redis, _settings, main, translate_errors
+from alarmq.cli import CLIError, F, _echo_json, _iso, _redis, _settings, audited, main, snapshot, translate_errors
 from alarmq.cli_schedules import _pause_end
 from alarmq.connection import Redis
 from alarmq.errors import BadRequest, Invalid
@@ -281,6 +281,7 @@ def add(
         data["enabled"] = False
     now = time.time()
     created = monitors.describe(conn, monitors.create(conn, data, now), now)
+    audited(conn, "alarm.create", f"alarm:{alarm_id}", None, snapshot(conn, f"alarm:{alarm_id}"))
     click.echo(f"{alarm_id}: created; {_summary(created, now)}")
     if "ping_url" in created:
         click.echo(f"ping URL: {created['ping_url']}")
@@ -315,14 +316,19 @@ def set_cmd(
     if not changes:
         raise Invalid("nothing to change; give an option such as --interval, --url or --config")
     now = time.time()
+    before = snapshot(conn, f"alarm:{alarm_id}")
     changed = monitors.patch(conn, alarm_id, changes, now)
+    audited(conn, "alarm.update", f"alarm:{alarm_id}", before, snapshot(conn, f"alarm:{alarm_id}"))
     click.echo(f"{alarm_id}: updated; {_summary(changed, now)}")
 
 
 def _act(alarm_id: str, action: str, **options: Any) -> None:
     _, conn = _connect()
     now = time.time()
+    before = snapshot(conn, f"alarm:{alarm_id}")
     done = monitors.act(conn, alarm_id, action, now, **options)
+    reason = options.get("reason")
+    audited(conn, f"alarm.{action}", f"alarm:{alarm_id}", before, snapshot(conn, f"alarm:{alarm_id}"), reason)
     click.echo(f"{alarm_id}: {_summary(done, now)}")
 
 
@@ -387,7 +393,9 @@ def check(alarm_id: str) -> None:
 def rm_cmd(alarm_id: str) -> None:
     """Delete alarm ID and its logs."""
     _, conn = _connect()
+    before = snapshot(conn, f"alarm:{alarm_id}")
     monitors.delete(conn, alarm_id)
+    audited(conn, "alarm.delete", f"alarm:{alarm_id}", before, None)
     click.echo(f"{alarm_id}: deleted")
 
 

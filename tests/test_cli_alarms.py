@@ -324,3 +324,15 @@ def test_rm_deletes_the_alarm_and_its_logs(runner: CliRunner, redis: redis_py.Re
 
 def test_an_unknown_subcommand_is_one_line(runner: CliRunner) -> None:
     assert_one_line_error(cli(runner, "mute", "home"), 2, "No such command 'mute'")
+
+
+def test_alarm_changes_from_the_shell_are_audited(runner: CliRunner, redis: redis_py.Redis) -> None:
+    from alarmq import audit
+
+    assert runner.invoke(main, ["alarms", "add", "db", "tcp", "--host", "127.0.0.1", "--port", "9"]).exit_code == 0
+    assert runner.invoke(main, ["alarms", "set", "db", "--interval", "30"]).exit_code == 0
+    assert runner.invoke(main, ["alarms", "rm", "db"]).exit_code == 0
+    entries, _ = audit.read(redis, 10)
+    actions = [e["action"] for e in entries]
+    assert {"alarm.create", "alarm.update", "alarm.delete"} <= set(actions)
+    assert all(e["via"] == "cli" for e in entries if e["action"].startswith("alarm."))
