@@ -73,6 +73,10 @@ async function loadAll() {
   const ids = new Set(list.map((a) => a.id));
   for (const el of [...board.children]) if (!ids.has(el.id.slice(6))) el.remove();
   await Promise.all(list.map((a) => refreshOne(a.id)));
+  const order = list.map((a) => `alarm-${a.id}`).sort();
+  if ([...board.children].map((el) => el.id).join() !== order.join()) {
+    for (const id of order) { const el = document.getElementById(id); if (el) board.append(el); }
+  }
   document.getElementById('empty').hidden = list.length > 0;
 }
 

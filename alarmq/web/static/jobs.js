@@ -44,7 +44,7 @@ async function loadDetail() {
     canAct() ? h('div', { class: 'actions' },
       h('button', { type: 'button', onclick: act('POST', `/jobs/${enc(job.id)}/cancel`) }, 'Cancel'),
       h('button', { type: 'button', onclick: act('POST', `/jobs/${enc(job.id)}/requeue`) }, 'Requeue'),
-      h('button', { type: 'button', onclick: act('DELETE', `/jobs/${enc(job.id)}`) }, 'Delete')) : null);
+      h('button', { type: 'button', onclick: act('DELETE', `/jobs/${enc(job.id)}`) }, 'Delete')) : '');
 }
 
 async function buildEnqueue() {

@@ -85,10 +85,11 @@ function render(s, runs) {
   }
   card.dataset.enabled = s.enabled;
   card.dataset.paused = s.paused;
-  card.querySelector('.badges').replaceChildren(
+  card.querySelector('.badges').replaceChildren(...[
     !s.enabled ? h('span', { class: 'badge off' }, 'disabled') : null,
     s.paused ? h('span', { class: 'badge warn' }, `paused until ${new Date(s.paused_until * 1000).toLocaleTimeString()}`) : null,
-    s.overridden.length ? h('span', { class: 'badge override', title: s.overridden.join(', ') }, 'overridden') : null);
+    s.overridden.length ? h('span', { class: 'badge override', title: s.overridden.join(', ') }, 'overridden') : null,
+  ].filter(Boolean));
   const last = runs[0];
   card.querySelector('.summary').replaceChildren(
     `${s.task} · ${s.trigger} · next: ${s.next_fire_times.length ? when(s.next_fire_times[0]) : '—'} · last: `,
@@ -102,7 +103,7 @@ async function loadScheduler() {
   const el = document.getElementById('scheduler-health');
   if (s.error) { el.textContent = s.error; return; }
   el.textContent = s.leader
-    ? `leader ${s.leader.name || s.leader.id || JSON.stringify(s.leader)} · ${s.standbys.length} standby · last tick ${s.last_tick ? ago(s.last_tick) + ' ago' : '—'} · lag ${s.lag_ms ?? '—'} ms`
+    ? `leader ${s.leader.name || s.leader.id || JSON.stringify(s.leader)} · ${s.standbys.length} standby · last tick ${s.last_tick ? ago(s.last_tick) + ' ago' : '—'} · lag ${s.lag_ms === null ? '—' : Math.round(s.lag_ms)} ms`
     : 'no scheduler is running';
   el.dataset.alive = Boolean(s.leader);
 }
@@ -112,6 +113,10 @@ async function loadAll() {
   const ids = new Set(schedules.map((s) => `schedule-${s.id}`));
   for (const el of [...list.children]) if (!ids.has(el.id)) el.remove();
   await Promise.all(schedules.map(async (s) => render(s, (await api('GET', `/schedules/${enc(s.id)}/runs?limit=20`)).runs)));
+  const order = schedules.map((s) => `schedule-${s.id}`).sort();
+  if ([...list.children].map((el) => el.id).join() !== order.join()) {
+    for (const id of order) list.append(document.getElementById(id));
+  }
   loadScheduler();
 }
 
