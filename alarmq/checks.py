@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry
 
 from alarmq import keys, ledger, registry, scheduler
 from alarmq.alarms import Result
 from alarmq.connection import Redis
+
+if TYPE_CHECKING:
+    import httpx
 
 STALE_SCHEDULER = 10.0
 
@@ -42,6 +44,8 @@ def run(conn: Redis, alarm: dict[str, Any], now: float, client: httpx.Client | N
 
 def http(config: dict[str, Any], now: float, client: httpx.Client | None = None) -> Result:
     """Request the URL and judge status, body and latency."""
+    import httpx  # only workers that check URLs pay for it
+
     own = client is None
     client = client or httpx.Client(verify=config["verify_tls"])
     started = time.perf_counter()

@@ -8,6 +8,7 @@ found, 4 wrong state, 5 Redis unreachable.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
 import sys
@@ -113,7 +114,32 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """The `alarmq` group: the bigger command groups load only when one is run.
+
+    A worker, scheduler or web process starts through `alarmq`, and importing
+    every group (alarms, channels, tokens, their SMTP and HTTP clients) would
+    cost each of them several MB for nothing. A group module registers itself
+    on `main` when imported.
+    """
+
+    lazy = {
+        "alarms": "alarmq.cli_alarms",
+        "channels": "alarmq.cli_channels",
+        "schedules": "alarmq.cli_schedules",
+        "tokens": "alarmq.cli_tokens",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            importlib.import_module(self.lazy[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="alarmq")
 def main() -> None:
     """alarmq: jobs and alarms on RQ and Redis."""
@@ -389,16 +415,3 @@ def status(as_json: bool) -> None:
     click.echo(f"workers:   {len(report['workers'])} ({sum(w['state'] == 'busy' for w in report['workers'])} busy)")
     click.echo(f"scheduler: {'alive' if report['scheduler']['alive'] else 'none running'}")
     click.echo("queues:    " + ", ".join(f"{q}={n}" for q, n in report["queues"].items()))
-
-
-# The alarms group lives in its own module; importing it adds `alarmq alarms` to main.
-import alarmq.cli_alarms  # noqa: E402
-
-# The channels group lives in its own module; importing it adds `alarmq channels` to main.
-import alarmq.cli_channels  # noqa: E402
-
-# The schedules group lives in its own module; importing it adds `alarmq schedules` to main.
-import alarmq.cli_schedules  # noqa: E402
-
-# The tokens group lives in its own module; importing it adds `alarmq tokens` to main.
-import alarmq.cli_tokens  # noqa: E402, F401
