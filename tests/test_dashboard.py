@@ -262,3 +262,56 @@ def test_the_connection_indicator_recovers_after_the_web_restarts(open_page: Any
     expect(conn).to_have_attribute("data-state", "connected", timeout=20_000)
     stack.api("POST", "/jobs", json={"task": "echo", "kwargs": {"message": "after restart"}})
     expect(page.locator("#feed li[data-type='job.finished']").first).to_be_visible()
+
+
+def test_an_alarm_is_created_from_the_form_with_inline_errors(open_page: Any, stack: Stack, target: Target) -> None:
+    stack.api("POST", "/channels", json={"id": "ops", "kind": "webhook", "config": {"url": target.url}})
+    page = open_page("/alarms")
+    page.locator("#new-alarm summary").click()
+    form = page.get_by_test_id("alarm-form")
+    form.get_by_label("Id").fill("site")
+    form.get_by_label("Name").fill("Site")
+    form.get_by_label("Kind").select_option("tcp")
+    expect(form.get_by_label("Port")).to_be_visible()
+    form.get_by_label("Kind").select_option("http")
+    form.get_by_label("URL").fill("ftp://nowhere")
+    form.get_by_role("button", name="Create alarm").click()
+    expect(form.get_by_test_id("form-error")).to_contain_text("config.url must start with http")
+    expect(form.get_by_label("URL")).to_have_attribute("aria-invalid", "true")
+    expect(form.get_by_label("URL")).to_be_focused()
+    assert stack.api("GET", "/alarms")["alarms"] == []
+
+    form.get_by_label("URL").fill(target.url)
+    form.get_by_label("Interval (s)").fill("2")
+    form.get_by_label("Channels").select_option("ops")
+    form.get_by_role("button", name="Create alarm").click()
+    card = page.locator("#alarm-site")
+    expect(card).to_have_attribute("data-state", "ok")
+    assert stack.api("GET", "/alarms/site")["channels"] == ["ops"]
+
+    card.get_by_role("link", name="Site").click()
+    page.wait_for_url(f"{stack.base}/alarms/site")
+    expect(page.locator("#chart svg circle.pass").first).to_be_attached()
+    edit = page.get_by_test_id("alarm-form")
+    edit.get_by_label("Interval (s)").fill("0")
+    edit.get_by_role("button", name="Save alarm").click()
+    expect(edit.get_by_test_id("form-error")).to_contain_text("interval must be")
+    edit.get_by_label("Interval (s)").fill("3")
+    edit.get_by_role("button", name="Save alarm").click()
+    expect(page.locator("#alarm")).to_contain_text("every 3s")
+    target.stop()
+    expect(page.locator("#alarm-site")).to_have_attribute("data-state", "firing", timeout=10_000)
+    expect(page.locator("#flips tbody tr").first).to_contain_text("firing")
+
+
+def test_the_jobs_page_pages_with_a_more_button(open_page: Any, stack: Stack) -> None:
+    for i in range(130):
+        stack.api("POST", "/jobs", json={"task": "echo", "kwargs": {"message": f"m{i}"}})
+    page = open_page("/jobs")
+    rows = page.locator("#jobs tbody tr")
+    expect(rows).to_have_count(100)
+    page.get_by_role("button", name="More").click()
+    expect(rows).to_have_count(130)
+    expect(page.get_by_role("button", name="More")).to_be_hidden()
+    stack.api("POST", "/jobs", json={"task": "echo", "kwargs": {"message": "late"}})
+    expect(rows).to_have_count(131)

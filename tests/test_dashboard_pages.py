@@ -81,3 +81,40 @@ def test_every_page_has_its_script() -> None:
 
 def test_the_stylesheet_has_a_dark_scheme() -> None:
     assert "prefers-color-scheme: dark" in (WEB / "static" / "dashboard.css").read_text()
+
+
+def test_an_alarm_has_a_detail_page_with_its_edit_form(client: FlaskClient) -> None:
+    assert client.get("/alarms/home", headers={"Accept": "text/html"}).status_code == 302
+    login(client, AUTH["Authorization"].removeprefix("Bearer "))
+    html = client.get("/alarms/home").get_data(as_text=True)
+    assert 'src="/static/alarm.js"' in html
+    assert 'data-alarm-id="home"' in html
+    assert 'href="/alarms" aria-current="page"' in html
+    for part in ('id="chart"', 'id="flips"', 'id="notifications"', 'id="results"', 'id="alarm-form-box"'):
+        assert part in html
+
+
+def test_the_alarms_board_offers_forms_to_operators_only(client: FlaskClient, redis: redis_py.Redis) -> None:
+    login(client, AUTH["Authorization"].removeprefix("Bearer "))
+    html = client.get("/alarms").get_data(as_text=True)
+    assert 'id="alarm-form-box"' in html
+    assert 'id="channels-box"' in html
+    viewer = client.application.test_client()
+    login(viewer, auth.add_token(redis, "v", "viewer"))
+    for path in ("/alarms", "/alarms/home"):
+        html = viewer.get(path).get_data(as_text=True)
+        assert 'data-can-act="no"' in html
+        assert 'id="alarm-form-box"' not in html
+        assert 'id="channels-box"' not in html
+
+
+def test_an_alarm_id_in_the_page_is_escaped(client: FlaskClient) -> None:
+    login(client, AUTH["Authorization"].removeprefix("Bearer "))
+    html = client.get('/alarms/"><script>x').get_data(as_text=True)
+    assert "<script>x" not in html
+
+
+def test_the_board_marks_its_first_render_and_fetches_bars_lazily() -> None:
+    script = (WEB / "static" / "alarms.js").read_text()
+    assert "window.__alarmqRendered = performance.now()" in script
+    assert "IntersectionObserver" in script

@@ -26,17 +26,18 @@ def can_act(principal: auth.Principal) -> bool:
     return principal.role in ACTING_ROLES
 
 
-def _page(name: str) -> str:
+def _page(name: str, template: str | None = None, title: str | None = None, **extra: str) -> str:
     """Render one page shell for the logged-in principal."""
     principal: auth.Principal = g.principal
-    title = dict((n, t) for n, _, t in PAGES)[name]
     return render_template(
-        f"dashboard/{name}.html",
+        f"dashboard/{template or name}.html",
         page=name,
-        title=title,
+        script=template or name,
+        title=title or dict((n, t) for n, _, t in PAGES)[name],
         pages=PAGES,
         principal=principal,
         can_act=can_act(principal),
+        **extra,
     )
 
 
@@ -51,3 +52,9 @@ def _view(name: str) -> Callable[[], str]:
 
 for _name, _rule, _title in PAGES:
     bp.add_url_rule(_rule, _name, _view(_name))
+
+
+@bp.get("/alarms/<alarm_id>")
+def alarm(alarm_id: str) -> str:
+    """Show one alarm: state, results chart, flips, notifications and (for operators) its edit form."""
+    return _page("alarms", template="alarm", title=f"Alarm {alarm_id}", alarm_id=alarm_id)

@@ -1,5 +1,5 @@
 // Jobs: filter by status and task, a detail view with cancel/requeue/delete, and an enqueue form from the task schema.
-import { api, canAct, debounce, flash, follow, h } from './live.js';
+import { api, canAct, debounce, flash, follow, h, pager } from './live.js';
 
 const tbody = document.querySelector('#jobs tbody');
 const status = document.getElementById('status');
@@ -9,20 +9,22 @@ let openId = location.hash.slice(1) ? decodeURIComponent(location.hash.slice(1))
 
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
 
-async function loadList() {
+const list = pager(tbody, async (cursor) => {
   const q = new URLSearchParams({ limit: 100 });
   if (status.value) q.set('status', status.value);
   if (taskFilter.value.trim()) q.set('task', taskFilter.value.trim());
-  const { jobs } = await api('GET', `/jobs?${q}`);
-  tbody.replaceChildren(...jobs.map((j) => h('tr', { id: `job-${j.id}`, 'data-status': j.status },
-    h('td', {}, h('a', { href: `#${enc(j.id)}`, onclick: () => { openId = j.id; loadDetail(); } }, j.id)),
-    h('td', {}, j.task), h('td', { class: `status status-${j.status}` }, j.status), h('td', {}, j.queue),
-    h('td', {}, time(j.enqueued_at)), h('td', {}, time(j.ended_at)))));
-}
+  if (cursor) q.set('cursor', cursor);
+  const { jobs, next_cursor: next } = await api('GET', `/jobs?${q}`);
+  return { items: jobs, next };
+}, (j) => h('tr', { id: `job-${j.id}`, 'data-status': j.status },
+  h('td', {}, h('a', { href: `#${enc(j.id)}`, onclick: () => { openId = j.id; loadDetail(); } }, j.id)),
+  h('td', {}, j.task), h('td', { class: `status status-${j.status}` }, j.status), h('td', {}, j.queue),
+  h('td', {}, time(j.enqueued_at)), h('td', {}, time(j.ended_at))));
+const loadList = () => list.load();
 
 function act(method, path) {
   return async () => {
-    try { flash(''); await api(method, path); if (method === 'DELETE') openId = null; loadDetail(); loadList(); } catch (e) { flash(e.message); }
+    try { flash(''); await api(method, path); if (method === 'DELETE') { document.getElementById(`job-${openId}`)?.remove(); openId = null; } loadDetail(); loadList(); } catch (e) { flash(e.message); }
   };
 }
 
@@ -78,8 +80,8 @@ async function buildEnqueue() {
 }
 
 const refresh = debounce(() => { loadList(); loadDetail(); }, 200);
-status.addEventListener('change', loadList);
-taskFilter.addEventListener('input', debounce(loadList, 300));
+status.addEventListener('change', () => list.reset());
+taskFilter.addEventListener('input', debounce(() => list.reset(), 300));
 window.addEventListener('hashchange', () => { openId = decodeURIComponent(location.hash.slice(1)) || null; loadDetail(); });
 buildEnqueue();
 follow('job.*', refresh, refresh);

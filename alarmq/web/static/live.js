@@ -111,3 +111,29 @@ export function guard(root = document) {
   if (canAct()) return;
   for (const el of root.querySelectorAll('[data-act]')) { el.disabled = true; el.hidden = true; }
 }
+
+/**
+ * A table body that pages through a cursor API: `fetchPage(cursor)` returns `{items, next}`, `row(item)` builds a
+ * <tr> with an id. reload() shows the first page again; while more pages are shown it only updates or adds rows
+ * at the top, so reading older pages is not disturbed by live updates. A "More" button fetches the next page.
+ */
+export function pager(tbody, fetchPage, row) {
+  let next = null;
+  let extended = false;
+  const more = h('button', { type: 'button', class: 'more', hidden: true, disabled: true, onclick: () => load(true) }, 'More');
+  tbody.closest('table').after(more);
+  async function load(older = false) {
+    const { items, next: after } = await fetchPage(older ? next : null);
+    const rows = items.map(row);
+    if (older) { tbody.append(...rows); extended = true; } else if (!extended) tbody.replaceChildren(...rows);
+    else {
+      for (const el of rows.reverse()) {
+        const old = document.getElementById(el.id);
+        if (old) old.replaceWith(el); else tbody.prepend(el);
+      }
+    }
+    if (older || !extended) next = after;
+    more.hidden = more.disabled = !next;
+  }
+  return { load, reset: () => { extended = false; next = null; return load(); } };
+}
