@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
 import re
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -64,20 +67,86 @@ def _publish_script(conn: Redis) -> Script:
 
 def publish(conn: Redis, type_: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """Append an event to the stream and publish it; return it, or None if Redis failed."""
-    ts = time.time()
-    data_json = json.dumps(data, default=str)
-    rest = json.dumps({"type": type_, "ts": ts, "data": data}, default=str)[1:]
+    ts, args = _script_args(type_, data)
     try:
-        raw_id = _publish_script(conn)(
-            keys=[keys.events_stream(), keys.events_channel()],
-            args=[STREAM_MAXLEN, type_, repr(ts), data_json, rest],
-            client=conn,
-        )
+        raw_id = _publish_script(conn)(keys=[keys.events_stream(), keys.events_channel()], args=args, client=conn)
     except _PUBLISH_ERRORS as exc:
         log.warning("event %s not published: redis unavailable (%s)", type_, exc)
         return None
     event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-    return envelope(event_id, type_, json.loads(data_json), ts)
+    return envelope(event_id, type_, json.loads(args[3]), ts)
+
+
+def _script_args(type_: str, data: dict[str, Any]) -> tuple[float, list[Any]]:
+    ts = time.time()
+    rest = json.dumps({"type": type_, "ts": ts, "data": data}, default=str)[1:]
+    return ts, [STREAM_MAXLEN, type_, repr(ts), json.dumps(data, default=str), rest]
+
+
+def publish_many(conn: Redis, items: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    """Publish several events in one round trip, in order; return how many went out (0 if Redis failed)."""
+    if not items:
+        return 0
+    script = _publish_script(conn)
+    try:
+        with conn.pipeline(transaction=False) as pipe:
+            for type_, data in items:
+                _, args = _script_args(type_, data)
+                script(keys=[keys.events_stream(), keys.events_channel()], args=args, client=pipe)
+            pipe.execute()
+    except _PUBLISH_ERRORS as exc:
+        log.warning("%d events not published: redis unavailable (%s)", len(items), exc)
+        return 0
+    return len(items)
+
+
+class Outbox:
+    """Publish events from a background thread, in order, many per round trip.
+
+    A worker's job events would otherwise cost two Redis round trips per job
+    on its critical path (measured: about a fifth of the simple worker's
+    throughput). In a forked child, where the thread does not exist, events
+    are published at once.
+    """
+
+    def __init__(self, conn: Redis, batch: int = 200) -> None:
+        self.conn = conn
+        self.batch = batch
+        self.pid = os.getpid()
+        self.queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="alarmq-events", daemon=True)
+        self.thread.start()
+
+    def put(self, type_: str, data: dict[str, Any]) -> None:
+        """Queue one event for publishing."""
+        if os.getpid() != self.pid:
+            publish(self.conn, type_, data)  # a forked work horse: no thread here
+            return
+        self.queue.put((type_, data))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what is queued and stop the thread."""
+        if os.getpid() == self.pid and self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            items = [] if item is None else [item]
+            stop = item is None
+            while not stop and len(items) < self.batch:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    items.append(more)
+            publish_many(self.conn, items)
+            if stop:
+                return
 
 
 def job_data(job: Any, **extra: Any) -> dict[str, Any]:

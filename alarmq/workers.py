@@ -97,25 +97,32 @@ class _AlarmqMixin:
         super().register_birth()  # type: ignore[misc]
         self._liveness = _Liveness(self.connection, self.name)
         self._liveness.start()
-        events.publish(self.connection, "worker.online", {"name": self.name, "pid": os.getpid()})
+        self._outbox().put("worker.online", {"name": self.name, "pid": os.getpid()})
 
     def register_death(self) -> None:
         if self._liveness is not None:
             self._liveness.close()
         super().register_death()  # type: ignore[misc]
-        events.publish(self.connection, "worker.offline", {"name": self.name, "pid": os.getpid()})
+        self._outbox().put("worker.offline", {"name": self.name, "pid": os.getpid()})
+        self._outbox().close()  # everything the worker announced is out before it exits
 
     # Job events come from the worker, so every job reports them, whoever enqueued it.
+    _events: events.Outbox | None = None
+
+    def _outbox(self) -> events.Outbox:
+        if self._events is None:
+            self._events = events.Outbox(self.connection)
+        return self._events
 
     def prepare_job_execution(self, job: Job, *args: Any, **kwargs: Any) -> None:
         super().prepare_job_execution(job, *args, **kwargs)  # type: ignore[misc]
         if not _quiet(job):
-            events.publish(self.connection, "job.started", events.job_data(job, worker=self.name))
+            self._outbox().put("job.started", events.job_data(job, worker=self.name))
 
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         super().handle_job_success(job, queue, *args, **kwargs)  # type: ignore[misc]
         if not _quiet(job):
-            events.publish(self.connection, "job.finished", events.job_data(job, result=_preview(job._result)))
+            self._outbox().put("job.finished", events.job_data(job, result=_preview(job._result)))
 
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         super().handle_job_failure(job, queue, *args, **kwargs)  # type: ignore[misc]
@@ -125,7 +132,7 @@ class _AlarmqMixin:
         lines = [line for line in str(exc_string).strip().splitlines() if line.strip()]
         error = lines[-1][:300] if lines else status.value
         type_ = _FAILURE_EVENTS.get(status, "job.failed")
-        events.publish(self.connection, type_, events.job_data(job, status=status.value, error=error))
+        self._outbox().put(type_, events.job_data(job, status=status.value, error=error))
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.signaled = True

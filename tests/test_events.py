@@ -111,3 +111,17 @@ def test_plain_http_get_of_ws_is_refused_before_any_upgrade(client: FlaskClient)
     assert response.status_code == 400
     assert "WebSocket endpoint" in response.get_json()["error"]
     assert client.get("/ws?since=nope", headers=AUTH).status_code == 400
+
+
+def test_the_outbox_publishes_in_order_and_flushes_on_close(redis: redis_py.Redis) -> None:
+    outbox = events.Outbox(redis)
+    for i in range(500):
+        outbox.put("bench.tick", {"seq": i})
+    outbox.close()
+    assert [e["data"]["seq"] for e in events.read(redis, "0-0", 1000)] == list(range(500))
+    assert not outbox.thread.is_alive()
+
+
+def test_events_publish_when_redis_is_down_lose_nothing_else(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    down = redis_py.Redis(unix_socket_path=str(tmp_path / "none.sock"))
+    assert events.publish_many(down, [("job.started", {"id": "x"})]) == 0

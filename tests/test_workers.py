@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis as redis_py
@@ -212,3 +213,22 @@ def test_scheduler_reaps_jobs_when_the_whole_worker_is_gone(
     worker.wait()
     wait_for(lambda: not pid_alive(child), what="the killed worker process to be gone")
     assert wait_status(job, "failed", timeout=30) == "failed"
+
+
+def test_fork_worker_publishes_job_events_from_the_work_horse(
+    redis: redis_py.Redis, settings: Settings, processes: Processes
+) -> None:
+    processes.start("worker", "--class", "fork")
+    job = enqueue(redis, settings, "echo", message="forked")
+    wait_status(job, "finished")
+    seen = wait_for(
+        lambda: [e["type"] for e in events_of_job(redis, job.id)] if len(events_of_job(redis, job.id)) >= 3 else None,
+        what="the job's events",
+    )
+    assert seen == ["job.queued", "job.started", "job.finished"]
+
+
+def events_of_job(redis: redis_py.Redis, job_id: str) -> list[dict[str, Any]]:
+    from alarmq import events
+
+    return [e for e in events.read(redis, "0-0", 500, ("job.*",)) if e["data"].get("id") == job_id]
