@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis as redis_py
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -150,6 +150,14 @@ def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(env, tmp_path)
     yield procs
     procs.stop_all()
+
+
+def assert_one_line_error(result: Result, code: int, message: str) -> None:
+    """Assert a CLI call failed with `code` and printed exactly one `Error: message…` line."""
+    assert result.exit_code == code, result.output
+    assert result.output.startswith(f"Error: {message}"), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:

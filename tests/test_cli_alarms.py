@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from alarmq import channels, engine, keys, monitors
 from alarmq.cli import main
 from alarmq.settings import Settings
+from tests.conftest import assert_one_line_error
 
 
 class Target(http.server.BaseHTTPRequestHandler):
@@ -54,13 +55,6 @@ def ok(runner: CliRunner, *args: str) -> str:
     result = cli(runner, *args)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def assert_one_line_error(result: Result, code: int, message: str) -> None:
-    assert result.exit_code == code, result.output
-    assert result.output.startswith(f"Error: {message}"), result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    assert "Traceback" not in result.output
 
 
 def check(redis: redis_py.Redis, settings: Settings, alarm_id: str) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from alarmq import audit, channels, keys
 from alarmq.cli import main
+from tests.conftest import assert_one_line_error
 from tests.test_channels import HookSink, hook  # noqa: F401  (the fixture)
 
 
@@ -24,13 +25,6 @@ def ok(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> str:
     result = cli(runner, *args, env=env)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def assert_one_line_error(result: Result, code: int, message: str) -> None:
-    assert result.exit_code == code, result.output
-    assert result.output.startswith(f"Error: {message}"), result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    assert "Traceback" not in result.output
 
 
 def add_email(runner: CliRunner) -> None:

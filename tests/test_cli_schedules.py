@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from alarmq import keys, ledger, registry, scheduler, schedules
 from alarmq.cli import main
 from alarmq.settings import Settings
+from tests.conftest import assert_one_line_error
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -33,13 +34,6 @@ def ok(runner: CliRunner, *args: str) -> str:
     result = cli(runner, *args)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def assert_one_line_error(result: Result, code: int, message: str) -> None:
-    assert result.exit_code == code, result.output
-    assert result.output.startswith(f"Error: {message}"), result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture
