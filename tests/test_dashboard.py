@@ -315,3 +315,27 @@ def test_the_jobs_page_pages_with_a_more_button(open_page: Any, stack: Stack) ->
     expect(page.get_by_role("button", name="More")).to_be_hidden()
     stack.api("POST", "/jobs", json={"task": "echo", "kwargs": {"message": "late"}})
     expect(rows).to_have_count(131)
+
+
+def test_a_channel_is_created_and_edited_from_the_panel(open_page: Any, stack: Stack) -> None:
+    page = open_page("/alarms")
+    page.locator("#channels-panel summary").click()
+    page.get_by_role("button", name="New channel").click()
+    form = page.get_by_test_id("channel-form")
+    expect(form.get_by_label("Id")).to_be_focused()
+    form.get_by_label("Id").fill("ops")
+    form.get_by_label("URL").fill("not a url")
+    form.get_by_role("button", name="Create channel").click()
+    expect(form.get_by_test_id("form-error")).to_contain_text("config.url must be an http")
+    expect(form.get_by_label("URL")).to_have_attribute("aria-invalid", "true")
+    assert stack.api("GET", "/channels")["channels"] == []
+    form.get_by_label("URL").fill("http://127.0.0.1:9/hook")
+    form.get_by_role("button", name="Create channel").click()
+    expect(page.locator("#channel-ops")).to_contain_text("127.0.0.1:9/hook")
+    expect(page.get_by_test_id("alarm-form").locator("select[name=channels] option[value=ops]")).to_be_attached()
+    page.get_by_role("button", name="Edit ops").click()
+    edit = page.get_by_test_id("channel-form")
+    edit.get_by_label("Description").fill("on call")
+    edit.get_by_role("button", name="Save channel").click()
+    expect(page.locator("#channel-ops")).to_be_visible()
+    wait_for(lambda: stack.api("GET", "/channels/ops")["description"] == "on call", timeout=10, what="the edit")

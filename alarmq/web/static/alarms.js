@@ -6,7 +6,7 @@ import { alarmForm, channelsPanel } from './forms.js';
 const board = document.getElementById('board');
 const SILENCES = [['15 min', 900], ['1 hour', 3600], ['4 hours', 14400], ['1 day', 86400]];
 const enc = encodeURIComponent;
-window.__alarmqSeen = [];  // [event id, Date.now() when its card changed], read by bench/dashboard.py
+window.__alarmqSeen = [];  // [event id, event ts (s), Date.now() when its card changed, Date.now() when the event arrived], read by bench/dashboard.py
 
 function act(alarm, action, body) {
   return async () => {
@@ -84,12 +84,12 @@ function place(alarm) {
   return el;
 }
 
-async function refreshOne(id, eventIds = []) {
+async function refreshOne(id, seen = []) {
   try {
     const alarm = await api('GET', `/alarms/${enc(id)}`);
     place(alarm);
     const now = Date.now();
-    for (const eid of eventIds) window.__alarmqSeen.push([eid, now]);
+    for (const [eid, ts, arrived] of seen) window.__alarmqSeen.push([eid, ts, now, arrived]);
     if (bars.has(id)) loadBar(id);
   } catch (e) {
     document.getElementById(`alarm-${id}`)?.remove();
@@ -114,11 +114,27 @@ const pending = new Map();  // alarm id -> event ids waiting for its card
 const flush = debounce(() => { const todo = [...pending]; pending.clear(); todo.forEach(([id, eids]) => refreshOne(id, eids)); }, 30);
 
 loadAll();
+/** Apply a check result carried by the event to the card at once; true if nothing else needs fetching. */
+function applyCheck(event) {
+  const d = event.data;
+  const alarm = alarms.get(d.id);
+  if (!d.result || !d.state) return false;
+  const flipped = alarm.state !== d.state;
+  place({ ...alarm, name: d.name ?? alarm.name, state: d.state, last_result: d.result, since: flipped ? event.ts : alarm.since, acked: flipped ? false : alarm.acked });
+  if (bars.has(d.id) && event.type === 'alarm.checked') {
+    bars.set(d.id, [d.result, ...bars.get(d.id)].slice(0, 30));
+    document.querySelector(`#alarm-${CSS.escape(d.id)} .bar`)?.replaceWith(bar(bars.get(d.id)));
+  }
+  window.__alarmqSeen.push([event.id, event.ts, Date.now(), Date.now()]);
+  return event.type === 'alarm.checked' && !flipped;
+}
+
 follow('alarm.*', (event) => {
   const id = event.data && (event.data.id || event.data.alarm_id || event.data.alarm);
   if (!id || !alarms.has(id) || (event.type === 'alarm.changed' && event.data.change !== 'updated')) { loadAll(); return; }
+  if (event.data.result && applyCheck(event)) return;
   if (!pending.has(id)) pending.set(id, []);
-  pending.get(id).push(event.id);
+  if (!event.data.result) pending.get(id).push([event.id, event.ts, Date.now()]);
   flush();
 }, loadAll);
 
@@ -134,7 +150,7 @@ if (formBox) {
   }));
   reset();
   const channelsBox = document.getElementById('channels-box');
-  const loadChannels = () => channelsPanel(channelsBox).catch((e) => flash(e.message));
+  const loadChannels = () => channelsPanel(channelsBox, reset).catch((e) => flash(e.message));
   loadChannels();
-  document.getElementById('channels-panel').addEventListener('toggle', () => { loadChannels(); reset(); });
+  document.getElementById('channels-panel').addEventListener('toggle', loadChannels);
 }

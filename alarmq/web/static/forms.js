@@ -123,7 +123,7 @@ export async function alarmForm(alarm, onSaved) {
 }
 
 /** The channels section: a list with edit buttons and a form to create or change a webhook or email channel. */
-export async function channelsPanel(root) {
+export async function channelsPanel(root, onChange = () => {}) {
   const { channels } = await api('GET', '/channels');
   const list = h('ul', { class: 'channels' }, channels.map((c) => h('li', { id: `channel-${c.id}` },
     `${c.id} · ${c.kind} · ${c.config.url || (c.config.to || []).join(', ')} `,
@@ -149,7 +149,8 @@ export async function channelsPanel(root) {
       try {
         if (channel) { delete body.kind; await api('PATCH', `/channels/${encodeURIComponent(channel.id)}`, body); }
         else await api('POST', '/channels', body);
-        channelsPanel(root);
+        await channelsPanel(root, onChange);
+        onChange();
       } catch (e) { showError(form, e.message); }
     });
     holder.replaceChildren(form);
