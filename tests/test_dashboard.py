@@ -289,6 +289,8 @@ def test_an_alarm_is_created_from_the_form_with_inline_errors(open_page: Any, st
     expect(card).to_have_attribute("data-state", "ok")
     assert stack.api("GET", "/alarms/site")["channels"] == ["ops"]
 
+    config = {"url": target.url, "headers": {"X-Probe": "dashboard"}}
+    stack.api("PATCH", "/alarms/site", json={"config": config})
     card.get_by_role("link", name="Site").click()
     page.wait_for_url(f"{stack.base}/alarms/site")
     expect(page.locator("#chart svg circle.pass").first).to_be_attached()
@@ -299,6 +301,7 @@ def test_an_alarm_is_created_from_the_form_with_inline_errors(open_page: Any, st
     edit.get_by_label("Interval (s)").fill("3")
     edit.get_by_role("button", name="Save alarm").click()
     expect(page.locator("#alarm")).to_contain_text("every 3s")
+    assert stack.api("GET", "/alarms/site")["config"]["headers"] == {"X-Probe": "dashboard"}
     target.stop()
     expect(page.locator("#alarm-site")).to_have_attribute("data-state", "firing", timeout=10_000)
     expect(page.locator("#flips tbody tr").first).to_contain_text("firing")

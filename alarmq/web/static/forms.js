@@ -112,7 +112,13 @@ export async function alarmForm(alarm, onSaved) {
     delete body.channels;
     body.channels = [...channelSelect.selectedOptions].map((o) => o.value);
     body.config = read(config);
-    if (alarm) delete body.kind;
+    if (alarm) {
+      // Keep settings the form does not show (headers, body checks, TLS), drop those it shows but left empty.
+      const shown = new Set(CONFIG[alarm.kind].map(([k]) => k));
+      const kept = Object.fromEntries(Object.entries(alarm.config).filter(([k, v]) => !shown.has(k) && v !== null));
+      body.config = { ...kept, ...body.config };
+      delete body.kind;
+    }
     try {
       const saved = alarm ? await api('PATCH', `/alarms/${encodeURIComponent(alarm.id)}`, body) : await api('POST', '/alarms', body);
       showError(form, '');
