@@ -7,6 +7,11 @@ const board = document.getElementById('board');
 const SILENCES = [['15 min', 900], ['1 hour', 3600], ['4 hours', 14400], ['1 day', 86400]];
 const enc = encodeURIComponent;
 window.__alarmqSeen = [];  // [event id, event ts (s), Date.now() when its card changed, Date.now() when the event arrived], read by bench/dashboard.py
+const noteSeen = (entry) => {
+  const seen = window.__alarmqSeen;
+  seen.push(entry);
+  if (seen.length > 5000) seen.splice(0, seen.length - 5000);  // a long-open page keeps only the latest
+};
 
 function act(alarm, action, body) {
   return async () => {
@@ -89,7 +94,7 @@ async function refreshOne(id, seen = []) {
     const alarm = await api('GET', `/alarms/${enc(id)}`);
     place(alarm);
     const now = Date.now();
-    for (const [eid, ts, arrived] of seen) window.__alarmqSeen.push([eid, ts, now, arrived]);
+    for (const [eid, ts, arrived] of seen) noteSeen([eid, ts, now, arrived]);
     if (bars.has(id)) loadBar(id);
   } catch (e) {
     document.getElementById(`alarm-${id}`)?.remove();
@@ -125,7 +130,7 @@ function applyCheck(event) {
     bars.set(d.id, [d.result, ...bars.get(d.id)].slice(0, 30));
     document.querySelector(`#alarm-${CSS.escape(d.id)} .bar`)?.replaceWith(bar(bars.get(d.id)));
   }
-  window.__alarmqSeen.push([event.id, event.ts, Date.now(), Date.now()]);
+  noteSeen([event.id, event.ts, Date.now(), Date.now()]);
   return event.type === 'alarm.checked' && !flipped;
 }
 
