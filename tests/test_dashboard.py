@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -342,3 +343,42 @@ def test_a_channel_is_created_and_edited_from_the_panel(open_page: Any, stack: S
     edit.get_by_role("button", name="Save channel").click()
     expect(page.locator("#channel-ops")).to_be_visible()
     wait_for(lambda: stack.api("GET", "/channels/ops")["description"] == "on call", timeout=10, what="the edit")
+
+
+def test_the_schedule_panel_works_from_the_keyboard(open_page: Any, stack: Stack, redis: redis_py.Redis) -> None:
+    add_tick(stack, every=5)
+    page = open_page("/schedules")
+    expect(page.locator("#schedule-tick")).to_be_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Skip to content"
+    for _ in range(60):  # Tab through the page until the tick schedule's Pause button has the focus
+        page.keyboard.press("Tab")
+        label = page.evaluate("document.activeElement.textContent.trim()")
+        inside = page.evaluate("!!document.activeElement.closest('#schedule-tick')")
+        if label == "Pause" and inside:
+            break
+    else:
+        raise AssertionError("the Pause button of schedule tick cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    wait_for(lambda: schedules.load(redis, "tick")["paused_until"], timeout=10, what="the pause to be stored")
+
+
+def test_the_pages_are_readable_in_dark_mode(browser: Any, stack: Stack) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=stack.base, color_scheme="dark")
+    page = context.new_page()
+    page.goto("/login?next=/")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base}/")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    text = page.evaluate("() => getComputedStyle(document.body).color")
+    assert _luminance(background) < 0.25 < 0.6 < _luminance(text), (background, text)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "overview-dark.png"))
+    context.close()
+
+
+def _luminance(css_color: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css_color)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
