@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO
 
 REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "/usr/bin/redis-server")
@@ -235,3 +235,16 @@ def start_redis(procs: Processes, port: int, workdir: Path) -> str:
 
     wait_until(answers, 15, f"redis-server on port {port}")
     return f"redis://127.0.0.1:{port}"
+
+
+def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into SystemExit so every started process is stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
+def alarmq_env(redis_url: str, token: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Return the environment of an alarmq process under test: this one's, minus any alarmq settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=redis_url, ALARMQ_API_TOKEN=token, ALARMQ_DATA_DIR=str(data_dir),
+               PYTHONDONTWRITEBYTECODE="1", **extra)  # fmt: skip
+    return env

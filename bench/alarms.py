@@ -46,10 +46,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, ClassVar, cast
 
-from _common import Processes, free_port, log, start_redis, tree_memory, tree_pids, wait_until
+from _common import (
+    Processes,
+    alarmq_env,
+    free_port,
+    log,
+    raise_on_sigterm,
+    start_redis,
+    tree_memory,
+    tree_pids,
+    wait_until,
+)
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
@@ -215,13 +224,7 @@ class Bench:
         """Connect and build the environment every alarmq process gets."""
         settings = Settings(redis_url=self.redis_url, api_token=TOKEN, data_dir=self.workdir / "data")
         self.conn = connection.connect(settings)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
-        self.env.update(
-            REDIS_URL=self.redis_url,
-            ALARMQ_API_TOKEN=TOKEN,
-            ALARMQ_DATA_DIR=str(self.workdir / "data"),
-            PYTHONDONTWRITEBYTECODE="1",
-        )
+        self.env = alarmq_env(self.redis_url, TOKEN, self.workdir / "data")
 
     def start_alarmq(self, name: str, args: list[str]) -> None:
         """Start `python -m alarmq ARGS` as process `name`."""
@@ -691,11 +694,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.sizes = [200, 1000]
     return args
-
-
-def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into SystemExit so every started process is stopped on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], Any] = print) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _common import Processes, free_port, log, start_redis, wait_until
+from _common import Processes, alarmq_env, free_port, log, start_redis, wait_until
 
 from alarmq import connection, monitors
 from alarmq.alarms import Result
@@ -79,8 +79,7 @@ def main() -> int:
         watchdog(args.deadline)
         redis_url = start_redis(procs, free_port(6471), workdir)
         port = free_port(8471)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
-        env.update(REDIS_URL=redis_url, ALARMQ_API_TOKEN=TOKEN, ALARMQ_DATA_DIR=str(workdir / "data"), PORT=str(port))
+        env = alarmq_env(redis_url, TOKEN, workdir / "data", PORT=str(port))
         conn = connection.connect(Settings(redis_url=redis_url, api_token=TOKEN, data_dir=workdir / "data"))
         log(f"creating {args.alarms} alarms")
         now = time.time()

@@ -54,7 +54,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from _common import Processes, free_port, log, start_redis, tree_memory, tree_pids, wait_until
+from _common import (
+    Processes,
+    alarmq_env,
+    free_port,
+    log,
+    raise_on_sigterm,
+    start_redis,
+    tree_memory,
+    tree_pids,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-events-token-0123456789abcdef"
@@ -382,17 +392,8 @@ class Bench:
         self.runs = 0
         self.web_port = 0
         self.ws_url = ""
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
-        self.env.update(
-            REDIS_URL=redis_url,
-            ALARMQ_API_TOKEN=TOKEN,
-            ALARMQ_DATA_DIR=str(workdir / "data"),
-            ALARMQ_EMBEDDED_REDIS="0",
-            ALARMQ_WEB_THREADS=str(WEB_THREADS),
-            HOST="127.0.0.1",
-            PYTHONDONTWRITEBYTECODE="1",
-            PYTHONUNBUFFERED="1",
-        )
+        self.env = alarmq_env(redis_url, TOKEN, workdir / "data", ALARMQ_EMBEDDED_REDIS="0",
+                              ALARMQ_WEB_THREADS=str(WEB_THREADS), HOST="127.0.0.1", PYTHONUNBUFFERED="1")  # fmt: skip
 
     def me(self, role: str, *args: str) -> list[str]:
         """Return the command line that runs this file in `role`."""
@@ -827,11 +828,6 @@ def on_alarm(signum: int, frame: FrameType | None) -> None:
     raise TimeoutError("the benchmark ran past its --deadline")
 
 
-def on_term(signum: int, frame: FrameType | None) -> None:
-    """Stop on SIGTERM/SIGINT through the normal cleanup."""
-    raise SystemExit(128 + signum)
-
-
 def parse_args() -> argparse.Namespace:
     """Return the command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -879,8 +875,8 @@ def main() -> None:
         publish_role(args.redis_url, args.workdir, args.mode, args.run, args.count, args.interval)
         return
     signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
+    signal.signal(signal.SIGINT, raise_on_sigterm)
     signal.alarm(args.deadline)
     result = drive(args)
     signal.alarm(0)

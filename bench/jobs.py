@@ -36,14 +36,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from _common import (
     Processes,
+    alarmq_env,
     free_port,
     log,
     median,
+    raise_on_sigterm,
     ratio,
     start_redis,
     tree_memory,
@@ -84,15 +85,7 @@ class Stack:
         self.web_port = web_port
         self.settings = Settings(redis_url=redis_url, api_token=TOKEN, data_dir=workdir / "data")
         self.conn = connection.connect(self.settings)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
-        self.env.update(
-            REDIS_URL=redis_url,
-            ALARMQ_API_TOKEN=TOKEN,
-            ALARMQ_DATA_DIR=str(workdir / "data"),
-            HOST="127.0.0.1",
-            PORT=str(web_port),
-            PYTHONDONTWRITEBYTECODE="1",
-        )
+        self.env = alarmq_env(redis_url, TOKEN, workdir / "data", HOST="127.0.0.1", PORT=str(web_port))
 
     def start(self, name: str, args: list[str], **env: str) -> None:
         """Start `python -m alarmq ARGS` as process `name`."""
@@ -541,11 +534,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.enqueue_n, args.jobs, args.rounds, args.flat_jobs, args.settle = 200, 300, 1, 1200, 2.0
     return args
-
-
-def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into SystemExit so every started process is stopped on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

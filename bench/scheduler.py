@@ -42,10 +42,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 
-from _common import Processes, free_port, log, start_redis, tree_memory, wait_until
+from _common import Processes, alarmq_env, free_port, log, raise_on_sigterm, start_redis, tree_memory, wait_until
 from rq_scheduler import Scheduler
 
 from alarmq import connection, keys, registry, schedules
@@ -318,13 +317,7 @@ class Stack:
         self.profile = profile
         self.settings = Settings(redis_url=redis_url, api_token=TOKEN, data_dir=workdir / "data")
         self.conn = connection.connect(self.settings)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALARMQ_") and k != "REDIS_URL"}
-        self.env.update(
-            REDIS_URL=redis_url,
-            ALARMQ_API_TOKEN=TOKEN,
-            ALARMQ_DATA_DIR=str(workdir / "data"),
-            PYTHONDONTWRITEBYTECODE="1",
-        )
+        self.env = alarmq_env(redis_url, TOKEN, workdir / "data")
 
     def start(self) -> int:
         """Start the worker and the scheduler, wait until both are ready; return the scheduler's pid."""
@@ -582,11 +575,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.single_slots, args.schedules, args.interval, args.rounds, args.idle = 5, 100, 10, 1, 1.0
     return args
-
-
-def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into SystemExit so every started process is stopped on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
