@@ -235,17 +235,13 @@ def _pause_end(duration: str | None, until: str | None, now: float) -> float:
             raise Invalid(
                 f"--for must be a duration like 30s, 10m, 2h or 1d (at most 366d), got {duration!r}"
             ) from None
-    assert until is not None
-    try:
-        parsed: datetime | None = datetime.fromisoformat(until)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None or not now < parsed.timestamp() <= now + MAX_PAUSE:
+    at = triggers.future_time(until, now, MAX_PAUSE)
+    if at is None:
         raise Invalid(
             f"--until must be a future time with a zone, at most 366 days ahead, like '2026-12-05T08:00:00+01:00', "
             f"got {until!r}"
         )
-    return parsed.timestamp()
+    return at
 
 
 @schedules_cmd.command()

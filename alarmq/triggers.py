@@ -164,6 +164,23 @@ def _instants(wall: datetime, zone: ZoneInfo, both_folds: bool) -> list[int]:
     return [first, second] if both_folds else [first]
 
 
+def future_time(value: object, now: float, longest: float) -> float | None:
+    """Return Unix seconds for an ISO 8601 time with a zone (or Unix seconds) in (now, now + longest], else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        at = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None  # a time without a zone means a different instant on every host
+        at = parsed.timestamp()
+    else:
+        return None
+    return at if now < at <= now + longest else None
+
+
 def to_datetime(epoch: float) -> datetime:
     """Return an aware UTC datetime for Unix seconds (rq-scheduler reads naive ones as UTC)."""
     return datetime.fromtimestamp(epoch, UTC)

@@ -91,3 +91,14 @@ def test_every_accepts_durations() -> None:
     assert [parse_every(v) for v in (30, "30s", "5m", "1h", "2d")] == [30, 30, 300, 3600, 172800]
     with pytest.raises(Invalid, match="duration like"):
         parse_every("soon")
+
+
+def test_future_time_takes_zoned_iso_or_unix_seconds_within_the_limit() -> None:
+    from alarmq.triggers import future_time
+
+    now = utc(2026, 12, 4)
+    assert future_time("2026-12-04T01:00:00+01:00", now, 86400) is None  # that is now: not in the future
+    assert future_time("2026-12-04T02:00:00+01:00", now, 86400) == now + 3600
+    assert future_time(now + 60, now, 86400) == now + 60
+    for bad in ("2026-12-04T02:00:00", "tomorrow", now + 86401, True, None):
+        assert future_time(bad, now, 86400) is None, bad

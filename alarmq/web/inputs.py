@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 from flask import request
 
+from alarmq import triggers
 from alarmq.errors import BadRequest, Invalid, UnsupportedMediaType
 
 
@@ -61,13 +61,7 @@ def until(body: dict[str, Any], now: float, longest: float) -> float:
             raise Invalid(f"seconds must be a number from 1 to {longest:g}, got {seconds!r}")
         return now + seconds
     end = body.get("until")
-    if isinstance(end, (int, float)) and not isinstance(end, bool) and now < end <= now + longest:
-        return float(end)
-    if isinstance(end, str):
-        try:
-            parsed = datetime.fromisoformat(end)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None and now < parsed.timestamp() <= now + longest:
-            return parsed.timestamp()
+    at = triggers.future_time(end, now, longest)
+    if at is not None:
+        return at
     raise Invalid(f"until must be a future time with a zone, like '2026-12-05T08:00:00+01:00', got {end!r}")
