@@ -228,10 +228,10 @@ def list_cmd(as_json: bool) -> None:
     """List alarms with state and last result."""
     _, conn = _connect()
     now = time.time()
-    found = monitors.list_all(conn)
     if as_json:
-        _echo_json([monitors.describe(conn, a, now) for a in found])
+        _echo_json(monitors.describe_all(conn, now))
         return
+    found = monitors.list_all(conn)
     rows = []
     for a in found:
         message = (a["last_result"] or {}).get("message") or "-"

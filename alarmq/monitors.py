@@ -418,21 +418,49 @@ def act(conn: Redis, alarm_id: str, action: str, now: float, **options: Any) -> 
 
 def uptime(conn: Redis, alarm_id: str, now: float) -> dict[str, float | None]:
     """Return the share of passing checks over 24 h, 7 d and 30 d, from hourly counters; drop older hours."""
-    raw = cast(dict[bytes, bytes], conn.hgetall(keys.alarm_uptime(alarm_id)))
+    return uptimes(conn, [alarm_id], now)[alarm_id]
+
+
+def uptimes(conn: Redis, alarm_ids: list[str], now: float) -> dict[str, dict[str, float | None]]:
+    """Return `uptime` of many alarms with one round trip (a list of 1,000 alarms read them one by one)."""
+    with conn.pipeline(transaction=False) as pipe:
+        for alarm_id in alarm_ids:
+            pipe.hgetall(keys.alarm_uptime(alarm_id))
+        raws = cast(list[dict[bytes, bytes]], pipe.execute())
+    found: dict[str, dict[str, float | None]] = {}
+    stale: dict[str, list[str]] = {}
+    for alarm_id, raw in zip(alarm_ids, raws, strict=True):
+        found[alarm_id], stale[alarm_id] = _shares(raw, now)
+    if any(stale.values()):
+        with conn.pipeline(transaction=False) as pipe:
+            for alarm_id, fields in stale.items():
+                if fields:
+                    pipe.hdel(keys.alarm_uptime(alarm_id), *fields)
+            pipe.execute()
+    return found
+
+
+def _shares(raw: dict[bytes, bytes], now: float) -> tuple[dict[str, float | None], list[str]]:
+    """Return the uptime shares in hourly counters, and the counters older than 31 days."""
     counts: dict[int, dict[str, int]] = {}
     for field, value in raw.items():
         hour, _, kind = field.decode().partition(":")
         counts.setdefault(int(hour), {})[kind] = int(value)
     current = int(now // 3600)
     stale = [f"{h}:{k}" for h, c in counts.items() if current - h > 31 * 24 for k in c]
-    if stale:
-        conn.hdel(keys.alarm_uptime(alarm_id), *stale)
     shares: dict[str, float | None] = {}
     for name, hours in (("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)):
         window = [c for h, c in counts.items() if current - h < hours]
         total = sum(c.get("n", 0) for c in window)
         shares[name] = round(sum(c.get("ok", 0) for c in window) / total, 6) if total else None
-    return shares
+    return shares, stale
+
+
+def describe_all(conn: Redis, now: float) -> list[dict[str, Any]]:
+    """Return every alarm as the API shows it, reading their uptime counters in one round trip."""
+    found = list_all(conn)
+    shares = uptimes(conn, [a["id"] for a in found], now)
+    return [describe(conn, a, now, shares[a["id"]]) for a in found]
 
 
 def history(conn: Redis, key: str, limit: int) -> list[dict[str, Any]]:
@@ -440,10 +468,12 @@ def history(conn: Redis, key: str, limit: int) -> list[dict[str, Any]]:
     return [json.loads(e) for e in cast(list[bytes], conn.lrange(key, 0, limit - 1))]
 
 
-def describe(conn: Redis, alarm: dict[str, Any], now: float) -> dict[str, Any]:
-    """Return the alarm as the API shows it, with uptime and its ping URL."""
+def describe(
+    conn: Redis, alarm: dict[str, Any], now: float, shares: dict[str, float | None] | None = None
+) -> dict[str, Any]:
+    """Return the alarm as the API shows it, with uptime (read unless given) and its ping URL."""
     shown = dict(alarm)
-    shown["uptime"] = uptime(conn, alarm["id"], now)
+    shown["uptime"] = uptime(conn, alarm["id"], now) if shares is None else shares
     shown["silenced"] = bool(alarm["silenced_until"] and alarm["silenced_until"] > now)
     if alarm["ping_token"]:
         shown["ping_url"] = f"/api/v1/heartbeats/{alarm['ping_token']}"

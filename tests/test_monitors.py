@@ -320,3 +320,5 @@ def test_uptime_comes_from_hourly_counters_over_30_days(client: FlaskClient, red
     assert monitors.uptime(redis, "db", now) == {"24h": 1.0, "7d": pytest.approx(2 / 3, abs=1e-5),
                                                  "30d": pytest.approx(2 / 3, abs=1e-5)}  # fmt: skip
     assert len(redis.hgetall(keys.alarm_uptime("db"))) == 4  # two hours kept; the 40-day-old one dropped
+    listed = client.get("/api/v1/alarms", headers=AUTH).get_json()["alarms"]
+    assert [a["uptime"] for a in listed] == [monitors.uptime(redis, "db", time.time())]

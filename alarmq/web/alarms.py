@@ -23,7 +23,7 @@ def _shown(alarm: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/alarms")
 def list_alarms() -> Response:
     """List every alarm with its state."""
-    return jsonify(alarms=[_shown(a) for a in monitors.list_all(redis_of(current_app))])
+    return jsonify(alarms=monitors.describe_all(redis_of(current_app), time.time()))
 
 
 @bp.post("/alarms")
